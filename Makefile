@@ -1,0 +1,45 @@
+# labflow: `make run` installs everything and runs the quick-profile pipeline;
+# `make test` installs everything and runs the tests (what .ci/run calls).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FASHION := /usr/share/datasets/fashion-mnist
+export DVC_NO_ANALYTICS := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test test-fast setup system-data ui bench clean-outputs
+
+run: setup ## install, then run the whole pipeline (quick profile)
+	$(BIN)/dvc repro
+
+setup: $(STAMP) system-data
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "labflow needs $(PYTHON) (set PYTHON=...)"; exit 1; }
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# Fashion-MNIST for the quick profile comes from Debian; skipped where apt is missing
+# (the full profile downloads it instead).
+system-data:
+	@if [ ! -d $(FASHION) ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian package dataset-fashion-mnist"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+test: setup ## all tests, including the end-to-end DVC smoke runs
+	$(BIN)/python -m pytest -q
+
+test-fast: setup ## unit tests only
+	$(BIN)/python -m pytest -q -m "not slow"
+
+ui: setup ## MLflow UI on the pipeline's store, http://127.0.0.1:5000
+	$(BIN)/labflow ui
+
+bench: setup ## training-loop speed against the course's way of feeding data
+	$(BIN)/python benchmarks/loop_speed.py

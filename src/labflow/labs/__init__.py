@@ -1,0 +1,18 @@
+"""The labs. ``LABS`` maps a lab id to its module so dvc.yaml, the CLI and the tests list the same labs."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+LABS: dict[str, str] = {
+    "lab01": "labflow.labs.lab01_mlp",
+    "lab02": "labflow.labs.lab02_house_prices",
+    "lab03": "labflow.labs.lab03_gd_variants",
+}
+
+
+def lab_module(lab_id: str) -> ModuleType:
+    if lab_id not in LABS:
+        raise KeyError(f"unknown lab '{lab_id}'; known labs: {', '.join(LABS)}")
+    return importlib.import_module(LABS[lab_id])

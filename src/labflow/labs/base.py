@@ -1,0 +1,322 @@
+"""What every lab shares: its context, tracked training of one variant, and the comparison.
+
+A lab module only says what is special about it (data preparation, the model, the
+loss, the figures); this module does the bookkeeping the same way for all of them:
+checkpoints that resume after a crash, the MLflow child run, the DVC metrics and
+plots files, and the parent run that nests the variants of one comparison.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from labflow import paths
+from labflow.config import Params, section_dict
+from labflow.tracking import dvc_files
+from labflow.tracking.tags import run_tags, stable_hash
+from labflow.train import Checkpoint, FitResult, TensorBatches, fit, setup_torch
+
+Figures = Mapping[str, Any]  # file stem -> matplotlib Figure
+
+
+@dataclass
+class LabContext:
+    """Everything a lab function needs, resolved once per stage."""
+
+    lab_id: str
+    params: Params
+    progress: bool = True
+    _device: torch.device | None = field(default=None, repr=False)
+
+    @property
+    def cfg(self):
+        return self.params.lab(self.lab_id)
+
+    @property
+    def seed(self) -> int:
+        return self.params.seed
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            p = self.params
+            self._device = setup_torch(seed=p.seed, device=p.device, threads=p.threads, deterministic=p.deterministic)
+        return self._device
+
+    # -- places
+    @property
+    def processed_dir(self) -> Path:
+        return paths.processed_dir(self.lab_id)
+
+    def model_dir(self, variant: str) -> Path:
+        return paths.model_dir(self.lab_id, variant)
+
+    def results_dir(self, variant: str | None = None) -> Path:
+        return paths.results_dir(self.lab_id, variant)
+
+    def checkpoint_dir(self, variant: str) -> Path:
+        return paths.repo_root() / "checkpoints" / self.lab_id / variant
+
+    # -- identities, for tags and checkpoint fingerprints
+    def params_hash(self, variant: str | None = None) -> str:
+        section = section_dict(self.params, self.lab_id)
+        if variant is not None:
+            section = {k: v for k, v in section.items() if k != "variants"} | {"variant": section["variants"][variant]}
+        return stable_hash({"profile": self.params.profile, "seed": self.params.seed, "section": section})
+
+    @cached_property
+    def data_hash(self) -> str:
+        from labflow.data.manifest import manifest_hash
+
+        return manifest_hash(self.processed_dir)
+
+    def tags(self, stage: str, variant: str | None = None) -> dict[str, str]:
+        return run_tags(
+            lab=self.lab_id,
+            stage=stage,
+            params_hash=self.params_hash(variant),
+            data_hash=self.data_hash,
+            profile=self.params.profile,
+            variant=variant,
+        )
+
+    def variant_cfg(self, variant: str):
+        variants = self.cfg.variants
+        if variant not in variants:
+            raise KeyError(
+                f"{self.lab_id} has no variant '{variant}'; params.yaml lists: {', '.join(variants)}"
+            )
+        return variants[variant]
+
+
+# --------------------------------------------------------------------------- tracking switch
+
+
+class _NullRun:
+    """Stands in for an MLflow run when ``tracking.enabled`` is false."""
+
+    run_id = None
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+@contextlib.contextmanager
+def _run(ctx: LabContext, *, run_name: str, tags: dict, resume_run_id=None, stale_run_id=None) -> Iterator[Any]:
+    tracking = ctx.params.tracking
+    if not tracking.enabled:
+        yield _NullRun()
+        return
+    from labflow.tracking import runs
+
+    runs.connect(tracking.server_timeout_s)
+    with runs.open_run(
+        prefix=tracking.experiment_prefix,
+        lab=ctx.lab_id,
+        run_name=run_name,
+        tags=tags,
+        resume_run_id=resume_run_id,
+        stale_run_id=stale_run_id,
+    ) as run:
+        yield run
+
+
+def check_tracking(ctx: LabContext) -> None:
+    """Fail fast, before data loading or training, when the tracking store is unreachable."""
+    if ctx.params.tracking.enabled:
+        from labflow.tracking.store import check_tracking as check, tracking_uri
+
+        check(tracking_uri(), ctx.params.tracking.server_timeout_s)
+
+
+# --------------------------------------------------------------------------- one variant
+
+
+@dataclass
+class VariantResult:
+    fit: FitResult
+    metrics: dict[str, float]
+    run_id: str | None
+
+
+def train_variant(
+    ctx: LabContext,
+    variant: str,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: TensorBatches,
+    loss_fn,
+    epochs: int,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None,
+    final_metrics: Callable[[nn.Module, FitResult], dict[str, float]],
+    figures: Callable[[nn.Module, FitResult], Figures] | None = None,
+    callbacks: tuple = (),
+    run_params: Mapping | None = None,
+    model_info: Mapping | None = None,
+    history_extra: Mapping[str, list[dict]] | None = None,
+) -> VariantResult:
+    """Train one variant with checkpoints and tracking; write its model, metrics and plots files."""
+    from labflow.plots import figures as figs
+
+    fingerprint = f"{ctx.params_hash(variant)}-{ctx.data_hash}"
+    ckpt_dir = ctx.checkpoint_dir(variant)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    run_file = ckpt_dir / "run.json"
+    prior = json.loads(run_file.read_text()) if run_file.exists() else {}
+    checkpoint = Checkpoint(ckpt_dir / "last.pt", fingerprint)
+    resumable = _resumable(checkpoint)
+    with _run(
+        ctx,
+        run_name=variant,
+        tags=ctx.tags("train", variant),
+        resume_run_id=prior.get("run_id") if resumable and prior.get("fingerprint") == fingerprint else None,
+        stale_run_id=prior.get("run_id"),
+    ) as run:
+        if run.run_id:
+            run_file.write_text(json.dumps({"run_id": run.run_id, "fingerprint": fingerprint}) + "\n")
+        run.log_params(
+            {"profile": ctx.params.profile, "seed": ctx.seed, "variant": variant, **(run_params or {})}
+        )
+        from labflow.tracking.callbacks import MlflowEpochLogger
+
+        loggers = (MlflowEpochLogger(run),) if run.run_id else ()
+        result = fit(
+            model,
+            optimizer,
+            batches,
+            loss_fn,
+            epochs=epochs,
+            evaluate=evaluate,
+            callbacks=(*callbacks, *loggers, checkpoint),
+            progress=ctx.progress,
+            desc=f"{ctx.lab_id}/{variant}",
+        )
+        metrics = {
+            **final_metrics(model, result),
+            "epochs_run": result.epochs_run,
+            "updates": result.updates,
+            "train_seconds": round(result.train_seconds, 3),
+        }
+        _save_model(ctx.model_dir(variant) / "model.pt", model, model_info or {})
+        out = ctx.results_dir(variant)
+        dvc_files.write_rows(out / "history.csv", result.history)
+        for name, rows in (history_extra or {}).items():
+            dvc_files.write_rows(out / f"{name}.csv", rows)
+        dvc_files.write_metrics(out / "metrics.json", metrics)
+        run.log_metrics({f"final_{k}": v for k, v in metrics.items()}, step=result.epochs_run)
+        for name, fig in (figures(model, result) if figures else {}).items():
+            figs.save(fig, out / "figures" / f"{name}.png")
+            run.log_figure(fig, f"{name}.png")
+            figs.close(fig)
+        if ctx.params.tracking.log_models:
+            run.log_model(model.cpu())
+        dvc_files.write_metrics(out / "run.json", {"run_id": run.run_id, "variant": variant})
+    return VariantResult(result, metrics, run.run_id)
+
+
+def _resumable(checkpoint: Checkpoint) -> bool:
+    if not checkpoint.path.exists():
+        return False
+    try:
+        ckpt = torch.load(checkpoint.path, map_location="cpu", weights_only=False)
+    except Exception:
+        return False
+    return not ckpt.get("complete") and ckpt.get("fingerprint") == checkpoint.fingerprint
+
+
+def _save_model(path: Path, model: nn.Module, info: Mapping) -> None:
+    from labflow.train.callbacks import atomic_torch_save
+
+    atomic_torch_save({"state_dict": model.state_dict(), "info": dict(info)}, path)
+
+
+# --------------------------------------------------------------------------- the comparison
+
+
+def variant_results(ctx: LabContext) -> dict[str, dict[str, Any]]:
+    """Each variant's metrics, history and run id, as written by its train stage."""
+    out = {}
+    for variant in ctx.cfg.variants:
+        folder = ctx.results_dir(variant)
+        if not (folder / "metrics.json").exists():
+            raise FileNotFoundError(
+                f"{folder / 'metrics.json'} is missing: run the train stage first "
+                f"(`dvc repro {ctx.lab_id}_train@{variant}`)"
+            )
+        out[variant] = {
+            "metrics": dvc_files.read_metrics(folder / "metrics.json"),
+            "history": dvc_files.read_rows(folder / "history.csv"),
+            "run_id": dvc_files.read_metrics(folder / "run.json").get("run_id"),
+            "folder": folder,
+        }
+    return out
+
+
+def publish_comparison(
+    ctx: LabContext,
+    results: Mapping[str, Mapping[str, Any]],
+    *,
+    table: list[dict[str, Any]],
+    figures: Figures,
+    summary: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the lab's comparison (DVC metrics, table, figures) and its MLflow parent run."""
+    from labflow.plots import figures as figs
+
+    out = ctx.results_dir()
+    metrics = {variant: r["metrics"] for variant, r in results.items()}
+    if summary:
+        metrics["summary"] = dict(summary)
+    dvc_files.write_metrics(out / "metrics.json", metrics)
+    dvc_files.write_rows(out / "comparison.csv", table)
+    markdown = _markdown_table(table)
+    (out / "comparison.md").write_text(markdown)
+    with _run(ctx, run_name=f"{ctx.lab_id} comparison", tags=ctx.tags("evaluate") | {"labflow.role": "comparison"}) as run:
+        run.log_params({"profile": ctx.params.profile, "seed": ctx.seed, "variants": ",".join(results)})
+        for variant, r in results.items():
+            run.log_metrics({f"{variant}.{k}": v for k, v in r["metrics"].items()})
+        for name, fig in figures.items():
+            figs.save(fig, out / "figures" / f"{name}.png")
+            run.log_figure(fig, f"{name}.png")
+            figs.close(fig)
+        run.log_text(markdown, "comparison.md")
+        run.log_artifact(out / "comparison.csv")
+        children = [r["run_id"] for r in results.values() if r.get("run_id")]
+        if run.run_id and children:
+            from labflow.tracking.runs import nest_under
+
+            nest_under(run.run_id, children)
+            run.set_tags({"labflow.child_run_ids": ",".join(children)})
+    print(markdown)
+
+
+def _markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def series(results: Mapping[str, Mapping[str, Any]], x: str, y: str, source: str = "history") -> dict:
+    """{variant: (xs, ys)} from each variant's history rows, for figures.curves."""
+    out = {}
+    for variant, r in results.items():
+        rows = [row for row in r[source] if row.get(y) is not None]
+        out[variant] = ([row[x] for row in rows], [row[y] for row in rows])
+    return out

@@ -1,0 +1,144 @@
+"""Small figure builders; each returns a matplotlib Figure for files and MLflow alike."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def close(fig) -> None:
+    plt.close(fig)
+
+
+def curves(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logx: bool = False,
+    logy: bool = False,
+):
+    """One line per variant on one chart: the comparison people want to see."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, label=name, marker="o" if len(x) <= 30 else None, markersize=3)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def panels(
+    panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logx: bool = False,
+    logy: bool = False,
+):
+    """Several comparison charts side by side sharing a y label (e.g. loss vs epoch/update/second)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, (panel_xlabel, series) in zip(axes[0], panels.items()):
+        for name, (x, y) in series.items():
+            ax.plot(x, y, label=name)
+        ax.set(xlabel=panel_xlabel or xlabel, ylabel=ylabel)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def bars(values: Mapping[str, float], *, ylabel: str, title: str, fmt: str = "{:.3f}"):
+    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(values)), 3.8))
+    names, heights = list(values), [values[k] for k in values]
+    rects = ax.bar(names, heights, color="#4c78a8")
+    for rect, h in zip(rects, heights):
+        ax.annotate(fmt.format(h), (rect.get_x() + rect.get_width() / 2, h), ha="center", va="bottom", fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(axis="y", alpha=0.3)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    return fig
+
+
+def confusion(matrix: np.ndarray, labels: Sequence[str], *, title: str):
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(0.55 * len(labels) + 2.5, 0.55 * len(labels) + 2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    thresh = matrix.max() / 2 if matrix.size else 0
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > thresh else "black")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, *, cols: int = 8, title: str = "", cmap: str = "gray", symmetric: bool = False):
+    """A grid of 2-D images (samples, filters, weights); ``symmetric`` centres the colour map on 0."""
+    images = np.asarray(images)
+    rows = int(np.ceil(len(images) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.4), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= len(images):
+            continue
+        img = images[k]
+        if symmetric:
+            lim = float(np.abs(img).max()) or 1.0
+            ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        else:
+            ax.imshow(img, cmap=cmap)
+        if titles is not None:
+            ax.set_title(str(titles[k]), fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(matrix: np.ndarray, *, xlabel: str, ylabel: str, title: str, cmap: str = "viridis"):
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    im = ax.imshow(np.asarray(matrix), aspect="auto", cmap=cmap)
+    fig.colorbar(im, ax=ax)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    return fig
+
+
+def scatter_predicted(actual: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray], *, unit: str, title: str):
+    """Predicted vs actual per variant, with the y = x line of a perfect model."""
+    names = list(predicted)
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        a, p = np.asarray(actual[name]), np.asarray(predicted[name])
+        ax.scatter(a, p, s=4, alpha=0.4)
+        lo, hi = float(min(a.min(), p.min())), float(max(a.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], color="red", lw=1)
+        ax.set(title=name, xlabel=f"actual ({unit})", ylabel=f"predicted ({unit})")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

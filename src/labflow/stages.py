@@ -1,0 +1,87 @@
+"""What each DVC stage does, as plain functions; ``stages/*.py`` only parse arguments.
+
+Every stage validates params.yaml (and, where it logs, reaches the tracking store)
+before loading data or training, and turns the project's own errors into one
+clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from labflow import paths
+from labflow.config import ConfigError, Params, load_params
+
+
+def _params() -> Params:
+    return load_params(paths.repo_root() / "params.yaml")
+
+
+def _context(lab_id: str, params: Params):
+    from labflow.labs import lab_module
+    from labflow.labs.base import LabContext
+
+    module = lab_module(lab_id)
+    return module, LabContext(lab_id, params, progress=sys.stderr.isatty() or _force_progress())
+
+
+def _force_progress() -> bool:
+    import os
+
+    return os.environ.get("LABFLOW_PROGRESS", "") == "1"
+
+
+def download(dataset: str) -> None:
+    from labflow.data import fetch
+
+    params = _params()
+    online = getattr(params.data, dataset, None)
+    if online is None:
+        raise ConfigError(f"data.{dataset}: no such data set in params.yaml")
+    manifest = fetch(dataset, params.profile, online.online, paths.raw_dir(dataset), progress=_force_progress() or sys.stderr.isatty())
+    print(f"[labflow] {dataset}: {len(manifest['files'])} file(s) ready in {paths.raw_dir(dataset)} ({params.profile} profile)")
+
+
+def preprocess(lab_id: str) -> None:
+    module, ctx = _context(lab_id, _params())
+    meta = module.preprocess(ctx)
+    print(f"[labflow] {lab_id}: processed data in {ctx.processed_dir}: {meta.get('sizes', '')}")
+
+
+def train(lab_id: str, variant: str) -> None:
+    module, ctx = _context(lab_id, _params())
+    ctx.variant_cfg(variant)  # unknown variant: fail before anything else
+    from labflow.labs.base import check_tracking
+
+    check_tracking(ctx)
+    result = module.train(ctx, variant)
+    shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
+    print(f"[labflow] {lab_id}/{variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+
+
+def evaluate(lab_id: str) -> None:
+    module, ctx = _context(lab_id, _params())
+    from labflow.labs.base import check_tracking
+
+    check_tracking(ctx)
+    module.evaluate(ctx)
+
+
+def main(func: Callable[..., None], argv: list[str], usage: str) -> int:
+    """Run a stage function; known errors print one line naming the problem and the fix."""
+    from labflow.data.download import DataError
+    from labflow.tracking.store import TrackingError
+
+    try:
+        func(*argv)
+    except TypeError as err:
+        if "positional argument" in str(err):
+            print(f"usage: {usage}", file=sys.stderr)
+            return 2
+        raise
+    except (ConfigError, DataError, TrackingError, KeyError, FileNotFoundError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"labflow: error: {msg}", file=sys.stderr)
+        return 1
+    return 0

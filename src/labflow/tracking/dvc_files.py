@@ -1,0 +1,71 @@
+"""DVC metrics and plots files: what `dvc metrics diff` and `dvc plots diff` read."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):
+        return _clean(value.item())
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_metrics(path: Path, metrics: Mapping) -> None:
+    """A JSON metrics file (NaN/inf become null so the file stays valid JSON)."""
+    _atomic_write_text(Path(path), json.dumps(_clean(dict(metrics)), indent=2, sort_keys=True) + "\n")
+
+
+def write_rows(path: Path, rows: Iterable[Mapping], columns: list[str] | None = None) -> None:
+    """A CSV plots file, one row per point (epoch, update, ...)."""
+    rows = [dict(r) for r in rows]
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _clean(row.get(k)) for k in columns})
+    os.replace(tmp, path)
+
+
+def read_metrics(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def read_rows(path: Path) -> list[dict[str, float | str]]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = []
+    for row in rows:
+        parsed = {}
+        for k, v in row.items():
+            try:
+                parsed[k] = float(v) if v not in ("", None) else None
+            except ValueError:
+                parsed[k] = v
+        out.append(parsed)
+    return out

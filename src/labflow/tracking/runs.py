@@ -1,0 +1,190 @@
+"""MLflow runs: one child run per trained variant, one parent run per lab comparison.
+
+Train stages are separate processes and run before the comparison exists, so each
+variant logs its own run live (params, per-epoch metrics, model, figures). The
+evaluate stage then opens the comparison's parent run and nests the current
+variant runs under it (``mlflow.parentRunId``), so the newest comparison always
+shows every variant it compares, even those not retrained in this ``dvc repro``.
+A stage that raises ends its run FAILED; one killed outright is marked KILLED
+(or resumed) by the next attempt, so the UI never shows a dead run as RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from labflow.tracking.store import artifact_root, check_tracking, experiment_name, tracking_uri
+
+
+def _mlflow():
+    import mlflow  # imported lazily: ~2 s, and only stages that log need it
+
+    return mlflow
+
+
+def _flatten(params: Mapping, prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return flat
+
+
+def ensure_experiment(name: str) -> str:
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=f"{artifact_root()}/{name}")
+
+
+def connect(timeout_s: float = 5.0) -> str:
+    """Point MLflow at our store after checking it answers; returns the URI."""
+    uri = tracking_uri()
+    check_tracking(uri, timeout_s)
+    _mlflow().set_tracking_uri(uri)
+    return uri
+
+
+class Run:
+    """A thin handle on one MLflow run, so labs never import mlflow themselves."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._client = _mlflow().MlflowClient()
+
+    def log_params(self, params: Mapping) -> None:
+        flat = _flatten(params)
+        existing = self._client.get_run(self.run_id).data.params
+        fresh = {k: v for k, v in flat.items() if k not in existing}
+        if fresh:
+            from mlflow.entities import Param
+
+            items = [Param(k, v[:6000]) for k, v in fresh.items()]
+            for i in range(0, len(items), 100):
+                self._client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, step or 0)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and v == v  # skip NaN
+        ]
+        if items:
+            self._client.log_batch(self.run_id, metrics=items)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for k, v in tags.items():
+            self._client.set_tag(self.run_id, k, str(v))
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_figure(self, fig, name: str) -> None:
+        self._client.log_figure(self.run_id, fig, f"figures/{name}")
+
+    def log_text(self, text: str, name: str) -> None:
+        self._client.log_text(self.run_id, text, name)
+
+    def log_model(self, model, *, registered_model_name: str | None = None) -> None:
+        """Log with mlflow.pytorch (pickle format; explicit requirements skip a slow inference)."""
+        mlflow = _mlflow()
+        import mlflow.pytorch
+        import torch
+
+        torch_req = f"torch=={torch.__version__.split('+')[0]}"
+        with _active(self.run_id):
+            mlflow.pytorch.log_model(
+                model,
+                name="model",
+                serialization_format="pickle",
+                pip_requirements=[torch_req],
+                registered_model_name=registered_model_name,
+            )
+
+
+@contextlib.contextmanager
+def _active(run_id: str) -> Iterator[None]:
+    """Make ``run_id`` the fluent API's active run for one call, without ending it."""
+    mlflow = _mlflow()
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        yield
+        return
+    mlflow.start_run(run_id=run_id)
+    try:
+        yield
+    finally:
+        # Leave the run's status alone: the owner ends it.
+        from mlflow.tracking.fluent import _active_run_stack
+
+        _active_run_stack.get().pop()
+
+
+@contextlib.contextmanager
+def open_run(
+    *,
+    prefix: str,
+    lab: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    resume_run_id: str | None = None,
+    stale_run_id: str | None = None,
+) -> Iterator[Run]:
+    """Start (or resume) a run; end it FINISHED, or FAILED/KILLED if the body raises."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    exp_id = ensure_experiment(experiment_name(prefix, lab))
+    run_id = None
+    if resume_run_id:
+        try:
+            old = client.get_run(resume_run_id)
+            if old.info.experiment_id == exp_id:
+                run_id = resume_run_id
+                client.update_run(run_id, status="RUNNING")
+        except Exception:
+            run_id = None
+    if stale_run_id and stale_run_id != run_id:
+        with contextlib.suppress(Exception):
+            if client.get_run(stale_run_id).info.status == "RUNNING":
+                client.set_terminated(stale_run_id, status="KILLED")
+    if run_id is None:
+        run_id = client.create_run(exp_id, run_name=run_name, tags=dict(tags)).info.run_id
+    else:
+        for k, v in tags.items():
+            client.set_tag(run_id, k, v)
+    status = "FAILED"
+    try:
+        yield Run(run_id)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        client.set_terminated(run_id, status=status)
+
+
+def nest_under(parent_id: str, child_ids: list[str]) -> None:
+    client = _mlflow().MlflowClient()
+    for child in child_ids:
+        client.set_tag(child, "mlflow.parentRunId", parent_id)
+
+
+def run_info(run_id: str) -> dict[str, Any]:
+    run = _mlflow().MlflowClient().get_run(run_id)
+    return {"status": run.info.status, "tags": run.data.tags, "experiment_id": run.info.experiment_id}

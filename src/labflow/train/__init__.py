@@ -1,0 +1,19 @@
+"""One plain PyTorch training loop for every lab (see :func:`fit`)."""
+
+from labflow.train.batches import TensorBatches
+from labflow.train.callbacks import Callback, Checkpoint, EarlyStopping
+from labflow.train.loop import EpochResult, FitResult, fit
+from labflow.train.setup import choose_device, seed_everything, setup_torch
+
+__all__ = [
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "EpochResult",
+    "FitResult",
+    "TensorBatches",
+    "choose_device",
+    "fit",
+    "seed_everything",
+    "setup_torch",
+]

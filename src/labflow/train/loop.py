@@ -1,0 +1,148 @@
+"""The training loop every lab shares: plain PyTorch, callbacks at epoch ends.
+
+The loop knows nothing about MLflow, files or metrics: a lab passes a
+``loss_fn(model, batch) -> loss`` and an ``evaluate(model) -> {name: value}``;
+checkpoints, early stopping and logging are callbacks. Losses stay on the
+device until the epoch ends (no ``.item()`` per step), so the loop costs no
+more than a hand-written one (benchmarks/loop_speed.py measures it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from labflow.train.batches import TensorBatches
+
+LossFn = Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor]
+EvalFn = Callable[[nn.Module], dict[str, float]]
+EpochResult = dict[str, float]
+
+
+@dataclass
+class FitState:
+    """What callbacks may read (and, for ``stop``/``epoch``, change) during a fit."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    batches: TensorBatches
+    epochs: int
+    epoch: int = 0  # epochs completed
+    updates: int = 0  # optimizer steps taken
+    seconds: float = 0.0  # training time (evaluation excluded)
+    history: list[EpochResult] = field(default_factory=list)
+    stop: bool = False
+    resumed_from: int | None = None
+    callbacks: Sequence[Any] = ()
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FitResult:
+    history: list[EpochResult]
+    epochs_run: int
+    updates: int
+    train_seconds: float
+    stopped_early: bool
+    resumed_from: int | None
+    extras: dict[str, Any]
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: TensorBatches,
+    loss_fn: LossFn,
+    *,
+    epochs: int,
+    evaluate: EvalFn | None = None,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+    desc: str = "train",
+) -> FitResult:
+    """Train ``model`` for up to ``epochs`` epochs and return the per-epoch history."""
+    # Checkpoints run last so they save what the other callbacks decided this epoch.
+    callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "runs_last", False))
+    state = FitState(model, optimizer, batches, epochs, callbacks=callbacks)
+    for cb in callbacks:
+        cb.on_fit_start(state)
+    batch_hooks = [cb for cb in callbacks if type(cb).on_batch_end is not _base_on_batch_end()]
+    per_epoch = len(batches)
+    bar = tqdm(
+        total=epochs * per_epoch,
+        initial=state.epoch * per_epoch,
+        desc=desc,
+        unit="step",
+        disable=not progress,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
+    bar_every = max(1, per_epoch // 100)
+    try:
+        while state.epoch < epochs and not state.stop:
+            model.train()
+            loss_sum = torch.zeros((), device=_device_of(model))
+            steps = 0
+            started = time.perf_counter()
+            for batch in batches:
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model, batch)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                steps += 1
+                state.updates += 1
+                if batch_hooks:
+                    elapsed = state.seconds + time.perf_counter() - started
+                    for cb in batch_hooks:
+                        cb.on_batch_end(state, loss, elapsed)
+                if steps % bar_every == 0:
+                    bar.update(bar_every)
+            bar.update(steps % bar_every)
+            state.seconds += time.perf_counter() - started
+            state.epoch += 1
+            row: EpochResult = {
+                "epoch": state.epoch,
+                "train_loss": (loss_sum / max(steps, 1)).item(),
+                "updates": state.updates,
+                "seconds": state.seconds,
+            }
+            if evaluate is not None:
+                model.eval()
+                with torch.no_grad():
+                    row.update(evaluate(model))
+            state.history.append(row)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "updates", "seconds")})
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+        for cb in callbacks:
+            cb.on_fit_end(state)
+    finally:
+        bar.close()
+    return FitResult(
+        history=state.history,
+        epochs_run=state.epoch,
+        updates=state.updates,
+        train_seconds=state.seconds,
+        stopped_early=state.stop,
+        resumed_from=state.resumed_from,
+        extras=state.extras,
+    )
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _base_on_batch_end():
+    from labflow.train.callbacks import Callback
+
+    return Callback.on_batch_end

