@@ -214,7 +214,9 @@ def train_variant(
             dvc_files.write_rows(out / f"{name}.csv", rows)
         dvc_files.write_metrics(out / "metrics.json", metrics)
         run.log_metrics({f"final_{k}": v for k, v in metrics.items()}, step=result.epochs_run)
-        for name, fig in (figures(model, result) if figures else {}).items():
+        variant_figures = {"learning_curves": _learning_curves(result.history, variant)}
+        variant_figures.update(figures(model, result) if figures else {})
+        for name, fig in variant_figures.items():
             figs.save(fig, out / "figures" / f"{name}.png")
             run.log_figure(fig, f"{name}.png")
             figs.close(fig)
@@ -222,6 +224,15 @@ def train_variant(
             run.log_model(model.cpu())
         dvc_files.write_metrics(out / "run.json", {"run_id": run.run_id, "variant": variant})
     return VariantResult(result, metrics, run.run_id)
+
+
+def _learning_curves(history: list[dict], variant: str):
+    """Every loss-like and accuracy-like column of the history against epochs."""
+    from labflow.plots import figures as figs
+
+    epochs = [row["epoch"] for row in history]
+    losses = {k: (epochs, [r[k] for r in history]) for k in history[0] if k.endswith("loss")}
+    return figs.curves(losses, xlabel="epoch", ylabel="loss", title=f"{variant}: losses per epoch")
 
 
 def _resumable(checkpoint: Checkpoint) -> bool:

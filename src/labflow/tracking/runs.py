@@ -107,6 +107,11 @@ class Run:
         import mlflow.pytorch
         import torch
 
+        import logging
+
+        # Pickle is what lets any nn.Module be logged without an input example; the
+        # warning about it would repeat on every run.
+        logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
         torch_req = f"torch=={torch.__version__.split('+')[0]}"
         with _active(self.run_id):
             mlflow.pytorch.log_model(
