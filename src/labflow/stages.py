@@ -32,6 +32,21 @@ def _force_progress() -> bool:
     return os.environ.get("LABFLOW_PROGRESS", "") == "1"
 
 
+def preflight() -> None:
+    """Runs before every other stage (dvc.yaml): a bad params.yaml or an unreachable
+    tracking server stops ``dvc repro`` here, before DVC clears any stage's outputs."""
+    from labflow.tracking.dvc_files import write_metrics
+
+    params = _params()
+    if params.tracking.enabled:
+        from labflow.tracking.store import check_tracking, tracking_uri
+
+        check_tracking(tracking_uri(), params.tracking.server_timeout_s)
+    # Constant content: downstream stages depend on this file for ordering only.
+    write_metrics(paths.repo_root() / "results" / "preflight.json", {"status": "ok"})
+    print(f"[labflow] preflight: params.yaml valid (profile {params.profile}), tracking store reachable")
+
+
 def download(dataset: str) -> None:
     from labflow.data import fetch
 

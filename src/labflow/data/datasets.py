@@ -72,6 +72,12 @@ class DatasetSpec:
     build_offline: Callable[[Path], dict]  # writes the raw format into a folder, returns manifest extra
     build_online: Callable[[dict[str, Path], Path], dict]  # downloaded files, folder -> extra
 
+    def describe(self, profile: str) -> str:
+        """Where a profile gets this data set, for ``labflow list`` and the README."""
+        if profile == "full":
+            return f"{self.name}: online, {', '.join(f.name for f in self.online_files)} (sha256-checked)"
+        return f"{self.name}: offline, {self.offline}"
+
 
 @dataclass
 class ImageData:

@@ -1,0 +1,85 @@
+"""The ``labflow`` command: list the labs, validate params, open the MLflow UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from labflow import paths
+
+
+def _params():
+    from labflow.config import load_params
+
+    return load_params(paths.repo_root() / "params.yaml")
+
+
+def cmd_list(args) -> int:
+    """Labs, their variants, and the data each profile uses."""
+    import yaml
+
+    from labflow.config import PROFILES, parse_params
+    from labflow.data.datasets import DATASETS
+    from labflow.labs import LABS, lab_module
+
+    raw = yaml.safe_load((paths.repo_root() / "params.yaml").read_text())
+    active = raw.get("profile", "quick")
+    print(f"active profile: {active} (switch: dvc exp run -S profile=full)\n")
+    for lab_id in LABS:
+        module = lab_module(lab_id)
+        params = parse_params(raw)
+        variants = ", ".join(params.lab(lab_id).variants)
+        print(f"{lab_id}  {module.TITLE}\n    variants: {variants}")
+        for dataset in module.DATASETS:
+            spec = DATASETS[dataset]
+            for profile in PROFILES:
+                print(f"    data ({profile:5}): {spec.describe(profile)}")
+        print()
+    return 0
+
+
+def cmd_check(args) -> int:
+    params = _params()
+    print(f"params.yaml is valid (profile {params.profile})")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    """Start the MLflow UI on the pipeline's own store, bound to loopback by default."""
+    from labflow.tracking.store import artifact_root, tracking_uri
+
+    uri = tracking_uri()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", uri,
+        "--default-artifact-root", artifact_root(),
+        "--host", args.host, "--port", str(args.port), "--workers", "1",
+    ]
+    print(f"MLflow UI on http://{args.host}:{args.port} (store: {uri}); Ctrl+C stops it")
+    os.execvpe(cmd[0], cmd, env)
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="labflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="labs, variants and data per profile").set_defaults(func=cmd_list)
+    sub.add_parser("check", help="validate params.yaml").set_defaults(func=cmd_check)
+    ui = sub.add_parser("ui", help="open the MLflow UI on the pipeline's store")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
+    args = parser.parse_args(argv)
+    from labflow.config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"labflow: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Shared fixtures. Every test that logs gets its own MLflow store, and MLflow's
+global state (active runs, tracking URI, MLFLOW_* variables) is reset afterwards,
+as kedro-mlflow's tests do."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def raw_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A private SQLite store under tmp_path; yields its root folder."""
+    for key in list(os.environ):
+        if key.startswith("MLFLOW_") or key in ("LABFLOW_STORE_ROOT", "DVC_EXP_NAME"):
+            monkeypatch.delenv(key, raising=False)
+    root = tmp_path / "store"
+    root.mkdir()
+    monkeypatch.setenv("LABFLOW_STORE_ROOT", str(root))
+    import mlflow
+
+    yield root
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if line]
+
+
+def copy_repo(dest: Path, *, profile: str = "smoke", edit=None) -> Path:
+    """A fresh git+DVC repository with the tracked files of this one and the given profile."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in tracked_files():
+        src = REPO / rel
+        if not src.exists():
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    # Outputs a run will make are not part of the copy: start from nothing.
+    for stale in ("dvc.lock", "results"):
+        path = dest / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["profile"] = profile
+    if edit:
+        edit(params)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True, env={**os.environ, **env})
+    return dest

@@ -1,0 +1,113 @@
+"""The tracking layer: runs, tags, parent/child nesting, failure states, store checks."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import mlflow
+import pytest
+
+from labflow.tracking import dvc_files, runs
+from labflow.tracking.store import TrackingError, check_tracking, tracking_uri
+from labflow.tracking.tags import run_tags, stable_hash
+
+
+def test_default_store_is_sqlite_in_the_store_root(mlflow_store):
+    assert tracking_uri() == f"sqlite:///{mlflow_store / 'mlflow.db'}"
+
+
+def test_store_root_climbs_out_of_dvc_experiment_copies(monkeypatch, tmp_path):
+    from labflow import paths
+
+    monkeypatch.delenv("LABFLOW_STORE_ROOT", raising=False)
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpabc123"))
+    assert paths.store_root() == tmp_path / "repo"
+
+
+def test_env_overrides_tracking_uri(mlflow_store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    assert tracking_uri() == "http://127.0.0.1:1"
+
+
+def test_unreachable_server_fails_fast_with_a_fix():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connection refused
+        started = time.monotonic()
+        with pytest.raises(TrackingError) as info:
+            check_tracking(f"http://127.0.0.1:{port}", timeout_s=2)
+    assert time.monotonic() - started < 5
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "MLFLOW_TRACKING_URI" in message and "Nothing was trained" in message
+
+
+def test_missing_store_folder_is_reported(tmp_path):
+    with pytest.raises(TrackingError, match="does not exist"):
+        check_tracking(f"sqlite:///{tmp_path / 'nope' / 'mlflow.db'}")
+
+
+def _tags(variant=None, stage="train"):
+    return run_tags(lab="lab99", stage=stage, params_hash=stable_hash({"a": 1}), data_hash="d" * 16, profile="smoke", variant=variant)
+
+
+def test_parent_and_child_runs_with_tags(mlflow_store, monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
+    runs.connect()
+    child_ids = []
+    for variant in ("a", "b"):
+        with runs.open_run(prefix="t", lab="lab99", run_name=variant, tags=_tags(variant)) as run:
+            run.log_params({"lr": 0.1, "nested": {"k": [1, 2]}})
+            for epoch in (1, 2):
+                run.log_metrics({"loss": 1.0 / epoch}, step=epoch)
+            child_ids.append(run.run_id)
+    with runs.open_run(prefix="t", lab="lab99", run_name="lab99 comparison", tags=_tags(stage="evaluate")) as parent:
+        runs.nest_under(parent.run_id, child_ids)
+
+    client = mlflow.MlflowClient()
+    for child_id, variant in zip(child_ids, ("a", "b")):
+        run = client.get_run(child_id)
+        assert run.info.status == "FINISHED"
+        tags = run.data.tags
+        assert tags["mlflow.parentRunId"] == parent.run_id
+        assert tags["labflow.variant"] == variant and tags["labflow.stage"] == "train"
+        assert tags["dvc.exp_name"] == "exp-test"
+        assert tags["labflow.params_hash"] == stable_hash({"a": 1}) and tags["labflow.data_hash"] == "d" * 16
+        assert "git.commit" in tags and "git.dirty" in tags
+        assert run.data.params["nested.k"] == "[1, 2]"
+        history = client.get_metric_history(child_id, "loss")
+        assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5)]
+    exp = client.get_experiment_by_name("t-lab99")
+    assert exp.artifact_location.startswith((mlflow_store / "mlruns").as_uri())
+
+
+def test_a_raising_body_leaves_the_run_failed(mlflow_store):
+    runs.connect()
+    with pytest.raises(ValueError):
+        with runs.open_run(prefix="t", lab="lab99", run_name="x", tags=_tags("x")) as run:
+            raise ValueError("boom")
+    assert runs.run_info(run.run_id)["status"] == "FAILED"
+
+
+def test_a_killed_run_is_marked_killed_or_resumed(mlflow_store):
+    runs.connect()
+    client = mlflow.MlflowClient()
+    exp_id = runs.ensure_experiment("t-lab99")
+    dead = client.create_run(exp_id).info.run_id  # as if SIGKILLed: still RUNNING
+    with runs.open_run(prefix="t", lab="lab99", run_name="x", tags=_tags("x"), stale_run_id=dead) as run:
+        pass
+    assert runs.run_info(dead)["status"] == "KILLED"
+    assert run.run_id != dead
+
+    crashed = client.create_run(exp_id).info.run_id
+    with runs.open_run(prefix="t", lab="lab99", run_name="x", tags=_tags("x"), resume_run_id=crashed, stale_run_id=crashed) as run:
+        pass
+    assert run.run_id == crashed and runs.run_info(crashed)["status"] == "FINISHED"
+
+
+def test_dvc_files_round_trip(tmp_path):
+    dvc_files.write_metrics(tmp_path / "m.json", {"acc": 0.5, "bad": float("nan")})
+    assert dvc_files.read_metrics(tmp_path / "m.json") == {"acc": 0.5, "bad": None}
+    dvc_files.write_rows(tmp_path / "h.csv", [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}])
+    assert dvc_files.read_rows(tmp_path / "h.csv") == [{"epoch": 1.0, "loss": 0.5}, {"epoch": 2.0, "loss": 0.25}]
+    assert not list(tmp_path.glob(".*tmp"))
