@@ -1,0 +1,160 @@
+"""End to end: every lab's real stages through `dvc repro` in a temporary copy of the
+repository (smoke profile: tiny data), then what a user does next: MLflow runs,
+`dvc exp run -S`, `dvc metrics diff`, bad params, an unreachable tracking server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labflow.labs import LABS
+
+from conftest import copy_repo
+
+pytestmark = pytest.mark.slow
+TIMING_KEYS = {"train_seconds", "seconds"}
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "LABFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "t"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "t@t"
+    return env
+
+
+def sh(repo: Path, *cmd: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env or _env(), timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("pipeline") / "repo", profile="smoke")
+    sh(repo, "dvc", "repro")
+    return repo
+
+
+def params(repo: Path) -> dict:
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
+def metrics(repo: Path, lab: str, variant: str) -> dict:
+    return json.loads((repo / "results" / lab / "variants" / variant / "metrics.json").read_text())
+
+
+def test_every_lab_writes_metrics_plots_and_figures(repo):
+    p = params(repo)
+    for lab in LABS:
+        for variant in p[lab]["variants"]:
+            folder = repo / "results" / lab / "variants" / variant
+            m = metrics(repo, lab, variant)
+            assert m["epochs_run"] == p[lab]["profiles"]["smoke"]["train"]["epochs"]
+            assert (folder / "history.csv").read_text().count("\n") == m["epochs_run"] + 1
+            assert list((folder / "figures").glob("*.png"))
+            assert (repo / "models" / lab / variant / "model.pt").stat().st_size > 0
+        compare = repo / "results" / lab / "compare"
+        assert set(json.loads((compare / "metrics.json").read_text())) >= set(p[lab]["variants"])
+        assert len(list((compare / "figures").glob("*.png"))) >= 2
+        assert (compare / "comparison.md").read_text().startswith("| variant")
+    assert (repo / "dvc.lock").exists()
+
+
+def test_mlflow_has_a_parent_run_per_lab_with_every_variant_as_child(repo):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    p = params(repo)
+    for lab in LABS:
+        exp = client.get_experiment_by_name(f"labflow-{lab}")
+        assert exp is not None and exp.artifact_location.startswith((repo / "mlruns").as_uri())
+        all_runs = client.search_runs([exp.experiment_id])
+        parents = [r for r in all_runs if r.data.tags.get("labflow.role") == "comparison"]
+        assert len(parents) == 1
+        parent = parents[0]
+        children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert sorted(r.data.tags["labflow.variant"] for r in children) == sorted(p[lab]["variants"])
+        for run in [parent, *children]:
+            assert run.info.status == "FINISHED"
+            assert run.data.tags["labflow.profile"] == "smoke"
+            assert len(run.data.tags["git.commit"]) == 40
+        for child in children:
+            assert client.get_metric_history(child.info.run_id, "train_loss")
+            artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+            assert "figures" in artifacts
+        assert "figures" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_nothing_to_do_on_a_second_repro(repo):
+    out = sh(repo, "dvc", "status", "--json").stdout
+    assert set(json.loads(out)) <= {"preflight"}  # preflight is always_changed by design
+
+
+def test_same_stage_twice_gives_identical_metrics(repo):
+    stage = "lab03_train@mini_batch"
+    before = metrics(repo, "lab03", "mini_batch")
+    sh(repo, "dvc", "repro", "-f", "-s", stage)
+    after = metrics(repo, "lab03", "mini_batch")
+    strip = lambda m: {k: v for k, v in m.items() if k not in TIMING_KEYS}  # noqa: E731
+    assert strip(after) == strip(before)
+
+
+def test_bad_params_stop_the_pipeline_before_any_stage_and_keep_outputs(repo):
+    saved = (repo / "results/lab01/variants/mlp/metrics.json").read_text()
+    original = (repo / "params.yaml").read_text()
+    p = params(repo)
+    p["lab01"]["train"]["lr"] = "fast"
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    try:
+        proc = sh(repo, "dvc", "repro", check=False)
+        assert proc.returncode != 0
+        assert "lab01.train.lr" in proc.stderr + proc.stdout
+        assert "Running stage 'lab01_train@mlp'" not in proc.stdout
+        assert (repo / "results/lab01/variants/mlp/metrics.json").read_text() == saved
+    finally:
+        (repo / "params.yaml").write_text(original)
+
+
+def test_unreachable_tracking_server_stops_before_training(repo):
+    saved = (repo / "results/lab01/variants/mlp/metrics.json").read_text()
+    model = (repo / "models/lab01/mlp/model.pt").read_bytes()
+    original = (repo / "params.yaml").read_text()
+    p = params(repo)
+    p["lab01"]["train"]["lr"] = 0.002  # a change that would retrain lab01
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        env = _env() | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{sock.getsockname()[1]}"}
+        try:
+            proc = sh(repo, "dvc", "repro", check=False, env=env)
+        finally:
+            (repo / "params.yaml").write_text(original)
+    assert proc.returncode != 0
+    assert "unreachable" in proc.stderr + proc.stdout
+    assert (repo / "results/lab01/variants/mlp/metrics.json").read_text() == saved
+    assert (repo / "models/lab01/mlp/model.pt").read_bytes() == model
+
+
+def test_exp_run_with_a_new_learning_rate_shows_in_exp_show_and_metrics_diff(repo):
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "smoke baseline")
+    old = metrics(repo, "lab03", "mini_batch")
+    proc = sh(repo, "dvc", "exp", "run", "-S", "lab03.variants.mini_batch.lr=0.2")
+    assert "Running stage 'lab03_train@mini_batch'" in proc.stdout
+    assert "Running stage 'lab03_train@stochastic'" not in proc.stdout  # other variants untouched
+    assert metrics(repo, "lab03", "mini_batch")["test_loss"] != old["test_loss"]
+    diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout)
+    changed = diff.get("results/lab03/variants/mini_batch/metrics.json", {})
+    assert "test_loss" in changed and changed["test_loss"]["old"] == pytest.approx(old["test_loss"])
+    shown = sh(repo, "dvc", "exp", "show", "--json").stdout
+    assert "lab03.variants.mini_batch.lr" in shown or '"lr": 0.2' in shown
