@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast setup system-data ui bench clean-outputs
+.PHONY: run test test-fast setup system-data ui bench plots
 
 run: setup ## install, then run the whole pipeline (quick profile)
 	$(BIN)/dvc repro
@@ -43,3 +43,12 @@ ui: setup ## MLflow UI on the pipeline's store, http://127.0.0.1:5000
 
 bench: setup ## training-loop speed against the course's way of feeding data
 	$(BIN)/python benchmarks/loop_speed.py
+
+# dvc plots with vega inlined (DVC's default page needs a CDN). Needs node/npm once.
+VEGA := .cache/vega
+$(VEGA)/template.html:
+	npm install --silent --no-audit --no-fund --prefix $(VEGA) vega@5 vega-lite@5 vega-embed@6
+	$(BIN)/python -m labflow.plots.offline_html $(VEGA)
+
+plots: setup $(VEGA)/template.html ## all dvc.yaml plots as offline HTML in plots/index.html
+	$(BIN)/dvc plots show --html-template $(VEGA)/template.html -o plots
