@@ -133,6 +133,9 @@ class Lab03Variant(Strict):
     batch_size: int = Field(ge=0)
     lr: float = Field(gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
+    # CPU threads for this variant (None: the global `threads`). At batch size 1 each op is
+    # tiny and one thread is several times faster than two (no thread-pool hand-offs).
+    threads: int | None = Field(None, gt=0)
 
 
 class Lab03Config(Strict):

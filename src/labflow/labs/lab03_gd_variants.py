@@ -34,6 +34,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     t, v = ctx.cfg.train, ctx.variant_cfg(variant)
     data, meta = load_processed(ctx.processed_dir)
     device = ctx.device
+    if v.threads and device.type == "cpu":
+        torch.set_num_threads(v.threads)
     model = seeded(lambda: mlp(28 * 28, t.hidden, len(meta["classes"])), ctx.seed).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=v.lr, momentum=v.momentum)
     batches = TensorBatches(data["x_train"], data["y_train"], batch_size=v.batch_size, seed=ctx.seed, device=device)
@@ -57,7 +59,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn,
         epochs=t.epochs, evaluate=evaluate, final_metrics=final_metrics, callbacks=(trace,),
         run_params={"batch_size": v.batch_size or len(data["y_train"]), "lr": v.lr, "momentum": v.momentum,
-                    "epochs": t.epochs, "hidden": list(t.hidden)},
+                    "threads": torch.get_num_threads(), "epochs": t.epochs, "hidden": list(t.hidden)},
         model_info={"kind": "mlp", "hidden": list(t.hidden)},
         history_extra={"trace": trace.rows},
     )
