@@ -130,14 +130,6 @@ def _run(ctx: LabContext, *, run_name: str, tags: dict, resume_run_id=None, stal
         yield run
 
 
-def check_tracking(ctx: LabContext) -> None:
-    """Fail fast, before data loading or training, when the tracking store is unreachable."""
-    if ctx.params.tracking.enabled:
-        from labflow.tracking.store import check_tracking as check, tracking_uri
-
-        check(tracking_uri(), ctx.params.tracking.server_timeout_s)
-
-
 # --------------------------------------------------------------------------- one variant
 
 
