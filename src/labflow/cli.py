@@ -21,6 +21,7 @@ def cmd_list(args) -> int:
 
     from labflow.config import PROFILES, parse_params
     from labflow.data.datasets import DATASETS
+    from labflow.data.folder import USER_FOLDER_DATASETS
     from labflow.labs import LABS, lab_module
 
     raw = yaml.safe_load((paths.repo_root() / "params.yaml").read_text())
@@ -32,7 +33,7 @@ def cmd_list(args) -> int:
         variants = ", ".join(params.lab(lab_id).variants)
         print(f"{lab_id}  {module.TITLE}\n    variants: {variants}")
         for dataset in module.DATASETS:
-            spec = DATASETS[dataset]
+            spec = USER_FOLDER_DATASETS.get(dataset) or DATASETS[dataset]
             for profile in PROFILES:
                 print(f"    data ({profile:5}): {spec.describe(profile)}")
         print()

@@ -54,10 +54,19 @@ class DatasetSources(Strict):
     online: OnlineSource
 
 
+class ImageFolderSource(Strict):
+    """An image data set the user provides as a folder with one subfolder per class (full profile)."""
+
+    folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
+    image_size: int = Field(64, ge=8, le=512)  # images are centre-cropped and resized to this square
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+
 class DataConfig(Strict):
     mnist: DatasetSources
     fashion_mnist: DatasetSources
     house_prices: DatasetSources
+    cats_vs_dogs: ImageFolderSource = ImageFolderSource()
 
 
 # --------------------------------------------------------------------------- labs
@@ -144,10 +153,39 @@ class Lab03Config(Strict):
     variants: dict[str, Lab03Variant] = Field(min_length=1)
 
 
+class Lab07Data(SplitConfig):
+    # quick/smoke: fashion_mnist (offline); full: cats_vs_dogs read from data.cats_vs_dogs.folder.
+    dataset: Literal["fashion_mnist", "cats_vs_dogs"] = "fashion_mnist"
+
+
+class Lab07Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    # Small CNN: one stride-2 3x3 conv (+ReLU) per entry, then a hidden dense layer.
+    channels: tuple[int, ...] = Field(min_length=1)
+    hidden: int = Field(gt=0)
+
+
+class Lab07Variant(Strict):
+    """Early stopping on val_loss: ``patience`` null trains every epoch."""
+
+    patience: int | None = Field(None, gt=0)
+    restore_best: bool = False  # end with the best epoch's weights instead of the last epoch's
+    min_delta: float = Field(0.0, ge=0)
+
+
+class Lab07Config(Strict):
+    data: Lab07Data
+    train: Lab07Train
+    variants: dict[str, Lab07Variant] = Field(min_length=1)
+
+
 LAB_MODELS: dict[str, type[Strict]] = {
     "lab01": Lab01Config,
     "lab02": Lab02Config,
     "lab03": Lab03Config,
+    "lab07": Lab07Config,
 }
 
 
@@ -164,6 +202,7 @@ class Params(Strict):
     lab01: Lab01Config
     lab02: Lab02Config
     lab03: Lab03Config
+    lab07: Lab07Config
 
     def lab(self, lab_id: str) -> Strict:
         try:

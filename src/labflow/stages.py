@@ -49,12 +49,19 @@ def preflight() -> None:
 
 def download(dataset: str) -> None:
     from labflow.data import fetch
+    from labflow.data.folder import USER_FOLDER_DATASETS, fetch_folder
 
     params = _params()
-    online = getattr(params.data, dataset, None)
-    if online is None:
+    source = getattr(params.data, dataset, None)
+    if source is None:
         raise ConfigError(f"data.{dataset}: no such data set in params.yaml")
-    manifest = fetch(dataset, params.profile, online.online, paths.raw_dir(dataset), progress=_force_progress() or sys.stderr.isatty())
+    if dataset in USER_FOLDER_DATASETS:
+        manifest = fetch_folder(dataset, params.profile, source, paths.raw_dir(dataset))
+    else:
+        manifest = fetch(dataset, params.profile, source.online, paths.raw_dir(dataset), progress=_force_progress() or sys.stderr.isatty())
+    if manifest.get("kind") == "unused":
+        print(f"[labflow] {dataset}: {manifest['note']} (marker written to {paths.raw_dir(dataset)})")
+        return
     print(f"[labflow] {dataset}: {len(manifest['files'])} file(s) ready in {paths.raw_dir(dataset)} ({params.profile} profile)")
 
 

@@ -330,6 +330,9 @@ def load_images(dest: str | os.PathLike) -> ImageData:
     """The image data set fetched into ``dest``, after checking its manifest."""
     dest = Path(dest)
     manifest = verify_manifest(dest)
+    if manifest.get("kind") == "unused":
+        raise DataError(f"{dest} holds no data: {manifest.get('note', 'not used by this profile')}. "
+                        "Use the data set this profile's lab names, or switch profile.")
     if manifest.get("kind") != "images":
         raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not images; check the lab's data set name.")
     with np.load(dest / IMAGES) as z:

@@ -9,6 +9,7 @@ LABS: dict[str, str] = {
     "lab01": "labflow.labs.lab01_mlp",
     "lab02": "labflow.labs.lab02_house_prices",
     "lab03": "labflow.labs.lab03_gd_variants",
+    "lab07": "labflow.labs.lab07_early_stopping",
 }
 
 

@@ -156,8 +156,15 @@ def train_variant(
     run_params: Mapping | None = None,
     model_info: Mapping | None = None,
     history_extra: Mapping[str, list[dict]] | None = None,
+    artifacts: Mapping[str, Path] | None = None,
+    registered_model_name: str | None = None,
 ) -> VariantResult:
-    """Train one variant with checkpoints and tracking; write its model, metrics and plots files."""
+    """Train one variant with checkpoints and tracking; write its model, metrics and plots files.
+
+    ``artifacts`` maps an artifact folder to a file written during training (e.g. the best
+    checkpoint), logged to the run once training is done; ``registered_model_name``
+    registers the logged model in the MLflow model registry (a new version per run).
+    """
     from labflow.plots import figures as figs
 
     fingerprint = f"{ctx.params_hash(variant)}-{ctx.data_hash}"
@@ -212,8 +219,11 @@ def train_variant(
             figs.save(fig, out / "figures" / f"{name}.png")
             run.log_figure(fig, f"{name}.png")
             figs.close(fig)
+        for artifact_path, file in (artifacts or {}).items():
+            if Path(file).exists():
+                run.log_artifact(Path(file), artifact_path)
         if ctx.params.tracking.log_models:
-            run.log_model(model.cpu())
+            run.log_model(model.cpu(), registered_model_name=registered_model_name)
         dvc_files.write_metrics(out / "run.json", {"run_id": run.run_id, "variant": variant})
     return VariantResult(result, metrics, run.run_id)
 

@@ -1,11 +1,12 @@
 """One plain PyTorch training loop for every lab (see :func:`fit`)."""
 
 from labflow.train.batches import TensorBatches
-from labflow.train.callbacks import Callback, Checkpoint, EarlyStopping
+from labflow.train.callbacks import BestCheckpoint, Callback, Checkpoint, EarlyStopping
 from labflow.train.loop import EpochResult, FitResult, fit
 from labflow.train.setup import choose_device, seed_everything, setup_torch
 
 __all__ = [
+    "BestCheckpoint",
     "Callback",
     "Checkpoint",
     "EarlyStopping",

@@ -79,6 +79,49 @@ class EarlyStopping(Callback):
             setattr(self, key, value)
 
 
+class BestCheckpoint(Callback):
+    """Write the weights to ``path`` each time ``monitor`` improves: the best checkpoint, on disk.
+
+    Unlike ``EarlyStopping(restore_best=True)`` it neither stops nor changes the model, so a
+    run that trains every epoch still leaves its best weights behind (to log or deploy).
+    The file holds ``{"model", "epoch", "monitor", "value"}``; its best value and epoch are
+    part of :class:`Checkpoint`'s state, so a resumed run keeps comparing against them.
+    """
+
+    name = "best_checkpoint"
+
+    def __init__(self, path: Path, monitor: str = "val_loss", mode: str = "min", min_delta: float = 0.0) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.path = Path(path)
+        self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
+        self.best: float | None = None
+        self.best_epoch = 0
+
+    def on_epoch_end(self, state) -> None:
+        row = state.history[-1]
+        if self.monitor not in row:
+            raise KeyError(f"BestCheckpoint monitors '{self.monitor}' but the epoch metrics are {sorted(row)}")
+        value = row[self.monitor]
+        better = self.best is None or (
+            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        )
+        if better:
+            self.best, self.best_epoch = value, state.epoch
+            atomic_torch_save({"model": state.model.state_dict(), "epoch": state.epoch,
+                               "monitor": self.monitor, "value": value}, self.path)
+
+    def on_fit_end(self, state) -> None:
+        state.extras.update(best_checkpoint=str(self.path), best_checkpoint_epoch=self.best_epoch,
+                            best_checkpoint_value=self.best)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
 class LossTrace(Callback):
     """Record the mean training loss every ``every`` updates, with updates and seconds, for per-update curves."""
 
