@@ -133,25 +133,27 @@ def evaluate(ctx: base.LabContext) -> None:
         })
     weights = {variant: np.abs(_weights(ctx, variant)) for variant in results}
     figures = {
-        "val_loss_accuracy": figs.panels(
-            {"validation loss": base.series(results, "epoch", "val_loss"),
-             "validation accuracy": base.series(results, "epoch", "val_acc")},
-            xlabel="epoch", ylabel="", title="validation loss and accuracy per epoch (every variant)",
-        ),
-        "train_vs_val_loss": figs.panels(
-            {"training loss (no penalty, whole split)": base.series(results, "epoch", "full_train_loss"),
-             "validation loss": base.series(results, "epoch", "val_loss")},
-            xlabel="epoch", ylabel="cross-entropy", title="the generalisation gap: training vs validation loss",
-        ),
-        "weight_norms": figs.panels(
-            {"L2 norm of the weights": base.series(results, "epoch", "weight_l2"),
-             f"share of |w| < {near_zero:g}": base.series(results, "epoch", "near_zero_share")},
-            xlabel="epoch", ylabel="", title="what each regulariser does to the weights",
-        ),
+        "val_loss_accuracy": _epoch_panels(results, {"val_loss": "validation loss", "val_acc": "validation accuracy"},
+                                           "validation loss and accuracy per epoch (every variant)"),
+        "train_vs_val_loss": _epoch_panels(results, {"full_train_loss": "training loss (whole split, no penalty)",
+                                                     "val_loss": "validation loss"},
+                                           "the generalisation gap: training vs validation loss"),
+        "weight_norms": _epoch_panels(results, {"weight_l2": "L2 norm of the weights",
+                                                "near_zero_share": f"share of weights with |w| < {near_zero:g}"},
+                                      "what each regulariser does to the weights"),
         "weight_histogram": figs.histograms(weights, xlabel="|weight| (log scale)", title="final weight magnitudes", logx=True),
         "near_zero_share": figs.bars({r["variant"]: r["near_zero_share"] for r in table}, ylabel=f"share of |w| < {near_zero:g}", title="near-zero weights (L1 sparsity)"),
         "test_accuracy": figs.bars({r["variant"]: r["test_acc"] for r in table}, ylabel="test accuracy", title="test accuracy after the last epoch"),
     }
-    figures["val_loss_accuracy"].axes[0].set_ylabel("cross-entropy")
-    figures["val_loss_accuracy"].axes[1].set_ylabel("accuracy")
     base.publish_comparison(ctx, results, table=table, figures=figures)
+
+
+def _epoch_panels(results, columns: dict[str, str], title: str):
+    """One panel per history column (its title), every variant against epochs."""
+    from labflow.plots import figures as figs
+
+    fig = figs.panels({name: base.series(results, "epoch", column) for column, name in columns.items()},
+                      xlabel="epoch", ylabel="", title=title)
+    for ax, name in zip(fig.axes, columns.values()):
+        ax.set(title=name, xlabel="epoch")
+    return fig
