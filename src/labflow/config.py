@@ -60,6 +60,20 @@ class ImageFolderSource(Strict):
     folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
     image_size: int = Field(64, ge=8, le=512)  # images are centre-cropped and resized to this square
     test_fraction: float = Field(0.2, gt=0, lt=1)
+class PinnedOnlineSource(OnlineSource):
+    """An online source whose file has no sha256 we could verify: the user pins it here."""
+
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class PinnedSources(Strict):
+    online: PinnedOnlineSource
+
+
+class OfflineSources(Strict):
+    """A data set with no separate online source: every profile reads its offline copy."""
+
+    online: None = None
 
 
 class DataConfig(Strict):
@@ -67,6 +81,8 @@ class DataConfig(Strict):
     fashion_mnist: DatasetSources
     house_prices: DatasetSources
     cats_vs_dogs: ImageFolderSource = ImageFolderSource()
+    titanic: OfflineSources = OfflineSources()
+    credit_default: PinnedSources
 
 
 # --------------------------------------------------------------------------- labs
@@ -179,6 +195,51 @@ class Lab07Config(Strict):
     data: Lab07Data
     train: Lab07Train
     variants: dict[str, Lab07Variant] = Field(min_length=1)
+class TableSplit(Strict):
+    """A table split three ways (stratified by the class for classification labs)."""
+
+    train_size: int | None = Field(None, gt=0)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+
+class Lab05Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    hidden: tuple[int, ...] = Field(min_length=1)
+    # |w| below this counts as a near-zero weight (the L1 sparsity measure).
+    near_zero: float = Field(1e-2, gt=0)
+
+
+class Lab05Variant(Strict):
+    l1: float = Field(0.0, ge=0)  # lambda * sum |w| added to the loss (weights, not biases)
+    weight_decay: float = Field(0.0, ge=0)  # L2 through the optimizer (Adam's coupled weight_decay)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class Lab05Config(Strict):
+    data: TableSplit
+    train: Lab05Train
+    variants: dict[str, Lab05Variant] = Field(min_length=1)
+
+
+class Lab08Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    hidden: tuple[int, ...] = Field(min_length=1)
+    smote_k: int = Field(5, gt=0)  # SMOTE's nearest neighbours
+
+
+class Lab08Variant(Strict):
+    method: Literal["none", "class_weights", "weighted_sampler", "undersample", "oversample", "smote"]
+
+
+class Lab08Config(Strict):
+    data: TableSplit
+    train: Lab08Train
+    variants: dict[str, Lab08Variant] = Field(min_length=1)
 
 
 LAB_MODELS: dict[str, type[Strict]] = {
@@ -186,6 +247,8 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab02": Lab02Config,
     "lab03": Lab03Config,
     "lab07": Lab07Config,
+    "lab05": Lab05Config,
+    "lab08": Lab08Config,
 }
 
 
@@ -203,6 +266,8 @@ class Params(Strict):
     lab02: Lab02Config
     lab03: Lab03Config
     lab07: Lab07Config
+    lab05: Lab05Config
+    lab08: Lab08Config
 
     def lab(self, lab_id: str) -> Strict:
         try:

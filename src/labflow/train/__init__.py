@@ -1,6 +1,6 @@
 """One plain PyTorch training loop for every lab (see :func:`fit`)."""
 
-from labflow.train.batches import TensorBatches
+from labflow.train.batches import StepBatches, TensorBatches, WeightedBatches
 from labflow.train.callbacks import BestCheckpoint, Callback, Checkpoint, EarlyStopping
 from labflow.train.loop import EpochResult, FitResult, fit
 from labflow.train.setup import choose_device, seed_everything, setup_torch
@@ -12,7 +12,9 @@ __all__ = [
     "EarlyStopping",
     "EpochResult",
     "FitResult",
+    "StepBatches",
     "TensorBatches",
+    "WeightedBatches",
     "choose_device",
     "fit",
     "seed_everything",
