@@ -54,6 +54,13 @@ def download(dataset: str) -> None:
     online = getattr(params.data, dataset, None)
     if online is None:
         raise ConfigError(f"data.{dataset}: no such data set in params.yaml")
+    from labflow.data.datasets import get_spec, mark_unavailable
+
+    if params.profile != "full" and get_spec(dataset).build_offline is None:
+        # No offline copy (CIFAR-10): a valid folder saying so keeps `dvc repro` working offline.
+        manifest = mark_unavailable(dataset, params.profile, paths.raw_dir(dataset))
+        print(f"[labflow] {dataset}: {manifest['note']}")
+        return
     manifest = fetch(dataset, params.profile, online.online, paths.raw_dir(dataset), progress=_force_progress() or sys.stderr.isatty())
     print(f"[labflow] {dataset}: {len(manifest['files'])} file(s) ready in {paths.raw_dir(dataset)} ({params.profile} profile)")
 

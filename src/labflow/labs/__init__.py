@@ -9,6 +9,8 @@ LABS: dict[str, str] = {
     "lab01": "labflow.labs.lab01_mlp",
     "lab02": "labflow.labs.lab02_house_prices",
     "lab03": "labflow.labs.lab03_gd_variants",
+    "lab04": "labflow.labs.lab04_optimizers",
+    "lab06": "labflow.labs.lab06_batchnorm_augment",
 }
 
 
