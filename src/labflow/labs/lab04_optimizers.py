@@ -27,6 +27,8 @@ from labflow.train.callbacks import LossTrace
 LAB_ID = "lab04"
 TITLE = "Optimizers: SGD, SGD + momentum, Adam, RMSprop"
 DATASETS = ("fashion_mnist", "cifar10")
+# Small evaluation chunks: on a CPU, 128 images at a time run the CNN ~2x faster than 4,096.
+EVAL_CHUNK = 128
 
 
 def preprocess(ctx: base.LabContext) -> dict:
@@ -57,15 +59,15 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     batches = TensorBatches(data["x_train"], data["y_train"], batch_size=t.batch_size, seed=ctx.seed, device=device)
     trace = LossTrace(every=max(1, len(batches) // t.points_per_epoch))
     # Before any update: identical for every variant, because the weights are.
-    initial = classification_metrics(predict(model, data["x_test"]), data["y_test"], "initial_test")
+    initial = classification_metrics(predict(model, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "initial_test")
 
     def loss_fn(m, batch):
         return F.cross_entropy(m(batch[0]), batch[1])
 
     def evaluate(m):
         # Test accuracy per epoch, as the course plots it (nothing is chosen on it; val is there too).
-        return classification_metrics(predict(m, data["x_val"]), data["y_val"], "val") | classification_metrics(
-            predict(m, data["x_test"]), data["y_test"], "test"
+        return classification_metrics(predict(m, data["x_val"], chunk=EVAL_CHUNK), data["y_val"], "val") | classification_metrics(
+            predict(m, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test"
         )
 
     def final_metrics(m, _result):

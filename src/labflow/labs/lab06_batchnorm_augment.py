@@ -29,6 +29,8 @@ from labflow.train import TensorBatches
 LAB_ID = "lab06"
 TITLE = "Batch normalisation x data augmentation (2x2 ablation)"
 DATASETS = ("fashion_mnist", "cifar10")
+# Small evaluation chunks: on a CPU, 128 images at a time run the CNN ~2x faster than 4,096.
+EVAL_CHUNK = 128
 
 
 def preprocess(ctx: base.LabContext) -> dict:
@@ -61,9 +63,9 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return F.cross_entropy(m(x), batch[1])
 
     def evaluate(m):
-        row = (classification_metrics(predict(m, x_fit), y_fit, "train_eval")
-               | classification_metrics(predict(m, data["x_val"]), data["y_val"], "val")
-               | classification_metrics(predict(m, data["x_test"]), data["y_test"], "test"))
+        row = (classification_metrics(predict(m, x_fit, chunk=EVAL_CHUNK), y_fit, "train_eval")
+               | classification_metrics(predict(m, data["x_val"], chunk=EVAL_CHUNK), data["y_val"], "val")
+               | classification_metrics(predict(m, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test"))
         row["gap"] = row["train_eval_acc"] - row["test_acc"]
         return row
 
