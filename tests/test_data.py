@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import pickle
 import socket
 import struct
 import tarfile
@@ -446,11 +447,91 @@ def test_failed_fetch_leaves_dest_untouched(server, tmp_path, monkeypatch):
 
 
 def test_unknown_names(tmp_path):
-    with pytest.raises(DataError, match="known data sets: credit_default, fashion_mnist, house_prices, mnist, titanic"):
-        fetch("cifar10", "quick", OnlineSource(base_url="http://x"), tmp_path / "x")
+    with pytest.raises(DataError, match="known data sets: cifar10, credit_default, fashion_mnist, house_prices, mnist, titanic"):
+        fetch("imagenet", "quick", OnlineSource(base_url="http://x"), tmp_path / "x")
     with pytest.raises(DataError, match="unknown profile"):
         fetch("mnist", "huge", OnlineSource(base_url="http://x"), tmp_path / "x")
-    assert known_datasets() == ["credit_default", "fashion_mnist", "house_prices", "mnist", "titanic"]
+    assert known_datasets() == ["cifar10", "credit_default", "fashion_mnist", "house_prices", "mnist", "titanic"]
+
+
+# --------------------------------------------------------------------------- cifar10
+
+
+def cifar_batch(n: int, first_label: int, seed: int) -> tuple[bytes, np.ndarray]:
+    """A pickled batch in CIFAR-10's own layout: 'data' N×3072 (R, G, B planes of 32×32), 'labels' a list."""
+    data = np.random.default_rng(seed).integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = [(first_label + i) % 10 for i in range(n)]
+    return pickle.dumps({"batch_label": "fake", "data": data, "labels": labels}, protocol=2), data
+
+
+def cifar_tar(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, body in members.items():
+            info = tarfile.TarInfo(f"{ds.CIFAR10_DIR}/{name}")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+def test_fetch_online_cifar10(server, tmp_path, monkeypatch):
+    members, raw = {}, {}
+    for i in range(1, 6):
+        members[f"data_batch_{i}"], raw[i] = cifar_batch(3, i, seed=i)
+    members["test_batch"], raw["test"] = cifar_batch(4, 0, seed=9)
+    members["batches.meta"] = pickle.dumps({"label_names": ds.CIFAR10_CLASSES}, protocol=2)
+    body = cifar_tar(members)
+    server.serve("/~kriz/cifar-10-python.tar.gz", body)
+    pin(monkeypatch, "cifar10", {ds.CIFAR10.name: body})
+    dest = tmp_path / "raw" / "cifar10"
+    m = fetch("cifar10", "full", online(server, "/~kriz/"), dest, progress=False, cache=tmp_path / "cache")
+    assert m["profile"] == "full" and m["classes"] == ds.CIFAR10_CLASSES and m["n_train"] == 15 and m["n_test"] == 4
+    assert only(dest) == ["images.npz", "manifest.json"] and only(tmp_path / "raw") == ["cifar10"]
+    d = load_images(dest)
+    assert d.x_train.shape == (15, 32, 32, 3) and d.x_train.dtype == np.uint8 and d.x_test.shape == (4, 32, 32, 3)
+    assert d.y_train.dtype == np.int64 and d.y_train[:3].tolist() == [1, 2, 3] and d.y_test.tolist() == [0, 1, 2, 3]
+    # Channel planes become channels last: pixel (row 2, col 5) of image 0, batch 1.
+    planes = raw[1][0].reshape(3, 32, 32)
+    assert d.x_train[0, 2, 5].tolist() == planes[:, 2, 5].tolist()
+    assert np.array_equal(d.x_test[3], raw["test"][3].reshape(3, 32, 32).transpose(1, 2, 0))
+
+
+def test_cifar10_archive_without_batches_or_with_code(server, tmp_path, monkeypatch):
+    body = cifar_tar({"data_batch_1": cifar_batch(2, 0, 0)[0]})  # batches 2-5 and test missing
+    server.serve("/c/cifar-10-python.tar.gz", body)
+    pin(monkeypatch, "cifar10", {ds.CIFAR10.name: body})
+    with pytest.raises(DataError, match=r"no cifar-10-batches-py/data_batch_2.*data\.cifar10\.online\.base_url"):
+        fetch("cifar10", "full", online(server, "/c/"), tmp_path / "a", progress=False, cache=tmp_path / "c1")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pickle ran code",))
+
+    evil = cifar_tar({f"data_batch_{i}": pickle.dumps(Evil()) for i in range(1, 6)} | {"test_batch": b""})
+    server.serve("/e/cifar-10-python.tar.gz", evil)
+    pin(monkeypatch, "cifar10", {ds.CIFAR10.name: evil})
+    with pytest.raises(DataError, match="not a CIFAR-10 batch.*builtins.print is not allowed"):
+        fetch("cifar10", "full", online(server, "/e/"), tmp_path / "b", progress=False, cache=tmp_path / "c2")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_cifar10_offline_is_refused_and_marked_unavailable(tmp_path):
+    for profile in ("quick", "smoke"):
+        with pytest.raises(DataError, match="CIFAR-10 is not available offline.*Fashion-MNIST"):
+            fetch("cifar10", profile, OnlineSource(base_url="http://x"), tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+    m = ds.mark_unavailable("cifar10", "quick", tmp_path / "c")
+    assert m["kind"] == "unavailable" and m["files"] == {} and "Fashion-MNIST" in m["note"]
+    assert verify_manifest(tmp_path / "c") == m and only(tmp_path / "c") == ["manifest.json"]
+    with pytest.raises(DataError, match="not used by the quick profile.*Fashion-MNIST"):
+        load_images(tmp_path / "c")
+    assert "not used by the quick profile" in ds.DATASETS["cifar10"].describe("quick")
+
+
+def test_cifar10_real_checksum_is_pinned():
+    assert ds.CIFAR10.sha256 == "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+    assert ds.CIFAR10.url("https://www.cs.toronto.edu/~kriz/") == \
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
 def test_fashion_offline_missing_debian_package(tmp_path, monkeypatch):

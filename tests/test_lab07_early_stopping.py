@@ -129,7 +129,7 @@ def test_folder_loader_names_the_params_key_and_the_layout(tmp_path, folder, mes
 @pytest.mark.parametrize("profile", ["smoke", "quick"])
 def test_folder_data_set_is_a_valid_unused_marker_offline(tmp_path, profile):
     manifest = fetch_folder("cats_vs_dogs", profile, ImageFolderSource(), tmp_path / "raw")
-    assert manifest["kind"] == "unused" and verify_manifest(tmp_path / "raw") == manifest
+    assert manifest["kind"] == "unavailable" and verify_manifest(tmp_path / "raw") == manifest
     with pytest.raises(DataError, match="holds no data"):
         load_images(tmp_path / "raw")
 

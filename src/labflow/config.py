@@ -83,6 +83,7 @@ class DataConfig(Strict):
     cats_vs_dogs: ImageFolderSource = ImageFolderSource()
     titanic: OfflineSources = OfflineSources()
     credit_default: PinnedSources
+    cifar10: DatasetSources
 
 
 # --------------------------------------------------------------------------- labs
@@ -94,6 +95,12 @@ class SplitConfig(Strict):
     train_size: int | None = Field(None, gt=0)
     test_size: int | None = Field(None, gt=0)
     val_fraction: float = Field(0.1, gt=0, lt=1)
+
+
+class ImageSplitConfig(SplitConfig):
+    """A split of an image data set chosen by name, so a profile can swap it (full: cifar10)."""
+
+    dataset: Literal["mnist", "fashion_mnist", "cifar10"]
 
 
 class Lab01Train(Strict):
@@ -240,6 +247,49 @@ class Lab08Config(Strict):
     data: TableSplit
     train: Lab08Train
     variants: dict[str, Lab08Variant] = Field(min_length=1)
+class Lab04Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    # How many loss points to record per epoch for the per-update curves.
+    points_per_epoch: int = Field(10, gt=0)
+
+
+class Lab04Variant(Strict):
+    optimizer: Literal["sgd", "adam", "rmsprop"]
+    lr: float = Field(gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)  # SGD only
+
+
+class Lab04Config(Strict):
+    data: ImageSplitConfig
+    train: Lab04Train
+    variants: dict[str, Lab04Variant] = Field(min_length=1)
+
+
+class AugmentConfig(Strict):
+    crop_padding: int = Field(ge=0)  # random crop of the original size from the image padded by this
+    flip: bool  # random horizontal flip: right for clothes and CIFAR-10 objects, wrong for digits
+
+
+class Lab06Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    momentum: float = Field(ge=0, lt=1)
+    # Training accuracy is measured each epoch on this many fixed training images (eval mode, no augmentation).
+    train_eval_size: int = Field(gt=0)
+    augment: AugmentConfig
+
+
+class Lab06Variant(Strict):
+    batch_norm: bool
+    augment: bool
+
+
+class Lab06Config(Strict):
+    data: ImageSplitConfig
+    train: Lab06Train
+    variants: dict[str, Lab06Variant] = Field(min_length=1)
 
 
 LAB_MODELS: dict[str, type[Strict]] = {
@@ -249,6 +299,8 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab07": Lab07Config,
     "lab05": Lab05Config,
     "lab08": Lab08Config,
+    "lab04": Lab04Config,
+    "lab06": Lab06Config,
 }
 
 
@@ -268,6 +320,8 @@ class Params(Strict):
     lab07: Lab07Config
     lab05: Lab05Config
     lab08: Lab08Config
+    lab04: Lab04Config
+    lab06: Lab06Config
 
     def lab(self, lab_id: str) -> Strict:
         try:

@@ -55,11 +55,16 @@ def download(dataset: str) -> None:
     source = getattr(params.data, dataset, None)
     if source is None:
         raise ConfigError(f"data.{dataset}: no such data set in params.yaml")
+    from labflow.data.datasets import get_spec, mark_unavailable
+
     if dataset in USER_FOLDER_DATASETS:
         manifest = fetch_folder(dataset, params.profile, source, paths.raw_dir(dataset))
+    elif params.profile != "full" and get_spec(dataset).build_offline is None:
+        # No offline copy (CIFAR-10): a valid folder saying so keeps `dvc repro` working offline.
+        manifest = mark_unavailable(dataset, params.profile, paths.raw_dir(dataset))
     else:
         manifest = fetch(dataset, params.profile, source.online, paths.raw_dir(dataset), progress=_force_progress() or sys.stderr.isatty())
-    if manifest.get("kind") == "unused":
+    if manifest.get("kind") == "unavailable":
         print(f"[labflow] {dataset}: {manifest['note']} (marker written to {paths.raw_dir(dataset)})")
         return
     print(f"[labflow] {dataset}: {len(manifest['files'])} file(s) ready in {paths.raw_dir(dataset)} ({params.profile} profile)")

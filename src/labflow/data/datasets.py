@@ -3,8 +3,8 @@
 ``fetch`` turns any source into one standard raw format, so labs never care
 where data came from:
 
-- images: ``images.npz`` with ``x_train, y_train, x_test, y_test`` (uint8 N×28×28,
-  int64 labels); class names in the manifest's ``classes``;
+- images: ``images.npz`` with ``x_train, y_train, x_test, y_test`` (uint8 N×28×28
+  grey or N×32×32×3 colour, int64 labels); class names in the manifest's ``classes``;
 - tables: ``table.csv`` with features and a target column; the manifest names
   the ``target`` and its ``target_unit`` (USD) for regression, or the target's
   ``classes`` (index = the 0/1 code stored in the column) for classification.
@@ -19,6 +19,7 @@ need them: every DVC stage is a fresh process and imports cost seconds.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -71,10 +72,12 @@ class RemoteFile:
 class DatasetSpec:
     name: str
     kind: str  # "images" or "table"
-    offline: str  # where the smoke/quick profiles read it from, for the manifest
+    offline: str | None  # where the smoke/quick profiles read it from, for the manifest; None: nowhere
     online_files: tuple[RemoteFile, ...]
-    build_offline: Callable[[Path], dict]  # writes the raw format into a folder, returns manifest extra
+    build_offline: Callable[[Path], dict] | None  # writes the raw format into a folder, returns manifest extra
     build_online: Callable[[dict[str, Path], Path], dict]  # downloaded files, folder -> extra
+    # Why there is no offline source (shown when smoke/quick ask for it), e.g. which data set replaces it.
+    offline_missing: str = ""
 
     def describe(self, profile: str) -> str:
         """Where a profile gets this data set, for ``labflow list`` and the README."""
@@ -82,6 +85,8 @@ class DatasetSpec:
             return f"{self.name}: offline for every profile, {self.offline}"
         if profile == "full":
             return f"{self.name}: online, {', '.join(f.name for f in self.online_files)} (sha256-checked)"
+        if self.build_offline is None:
+            return f"{self.name}: not used by the {profile} profile ({self.offline_missing})"
         return f"{self.name}: offline, {self.offline}"
 
 
@@ -135,10 +140,12 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 # --------------------------------------------------------------------------- images
 
 
-def _save_images(folder: Path, x_train, y_train, x_test, y_test, classes: list[str]) -> dict:
+def _save_images(folder: Path, x_train, y_train, x_test, y_test, classes: list[str],
+                 shape: tuple[int, ...] = (28, 28)) -> dict:
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y) or len(y) == 0:
-            raise DataError(f"{split} split has images {x.shape} and labels {y.shape}; expected N×28×28 and N. "
+        if x.shape[1:] != shape or len(x) != len(y) or len(y) == 0:
+            expected = "×".join(map(str, ("N", *shape)))
+            raise DataError(f"{split} split has images {x.shape} and labels {y.shape}; expected {expected} and N. "
                             "The source files are damaged; fetch them again.")
         if y.max() >= len(classes):
             raise DataError(f"{split} labels reach {y.max()} but there are {len(classes)} classes; the source is damaged.")
@@ -193,6 +200,57 @@ def _fashion_offline(folder: Path) -> dict:
             "or use the full profile to download them."
         )
     return _idx_images({n: DEBIAN_FASHION_DIR / n for n in IDX_NAMES}, folder, FASHION_CLASSES)
+
+
+# CIFAR-10, python version (Krizhevsky 2009): https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz,
+# 170,498,071 bytes, md5 c58f30108f718f92721af3b95e74349a (torchvision). sha256 as pinned by
+# Keras (keras/datasets/cifar10.py, file_hash) and other projects that pin the same archive.
+CIFAR10 = RemoteFile("cifar-10-python.tar.gz", "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce")
+CIFAR10_DIR = "cifar-10-batches-py"
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: a pickle cannot run code through us."""
+
+    ALLOWED = {(mod, name) for mod in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")}
+    ALLOWED |= {("numpy", "ndarray"), ("numpy", "dtype"),
+                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+                ("_codecs", "encode")}  # protocol-2 pickles written by Python 3 store bytes through it
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR batch: uint8 N×32×32×3 images (channels last) and int64 labels."""
+    try:
+        with open(path, "rb") as f:
+            batch = _ArrayUnpickler(f, encoding="latin1").load()
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+        images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    except FileNotFoundError:
+        raise DataError(f"the CIFAR-10 archive has no {path.parent.name}/{path.name}; the mirror serves a "
+                        "different archive, check data.cifar10.online.base_url.") from None
+    except (pickle.UnpicklingError, KeyError, ValueError, TypeError, EOFError) as err:
+        raise DataError(f"{path.name}: not a CIFAR-10 batch ({err}); delete the download and fetch it again.") from None
+    return np.ascontiguousarray(images), labels
+
+
+def _cifar10_online(files: dict[str, Path], folder: Path) -> dict:
+    """The five training batches (50,000 images) and the test batch (10,000) into images.npz."""
+    from labflow.data.archive import safe_extract_tar
+
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+        safe_extract_tar(files[CIFAR10.name], tmp)
+        batches = Path(tmp) / CIFAR10_DIR
+        train = [_cifar_batch(batches / f"data_batch_{i}") for i in range(1, 6)]
+        x_test, y_test = _cifar_batch(batches / "test_batch")
+    x_train, y_train = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
+    return _save_images(folder, x_train, y_train, x_test, y_test, CIFAR10_CLASSES, shape=(32, 32, 3))
 
 
 # --------------------------------------------------------------------------- tables
@@ -368,6 +426,11 @@ DATASETS: dict[str, DatasetSpec] = {
         (CREDITCARD,),
         _default_offline, _creditcard_online,
     ),
+    "cifar10": DatasetSpec(
+        "cifar10", "images", None, (CIFAR10,), None, _cifar10_online,
+        offline_missing="CIFAR-10 is not available offline; the quick and smoke profiles use Fashion-MNIST "
+                        "instead (set `profile: full`, with internet, to download CIFAR-10)",
+    ),
 }
 
 
@@ -453,12 +516,35 @@ def fetch(name: str, profile: str, online: OnlineSource | None, dest: str | os.P
             }
             extra = spec.build_online(files, build)
             source = f"online: {online.base_url}"
+        elif spec.build_offline is None:
+            raise DataError(f"{name} has no offline source for the {profile} profile: {spec.offline_missing}.")
         else:
             extra = spec.build_offline(build)
             source = f"offline: {spec.offline}"
             if profile == "full":
                 source += " (no separate online source: the full profile uses the same data)"
         manifest = write_manifest(build, extra | {"dataset": name, "profile": profile, "source": source})
+        _replace_dir(build, dest)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return manifest
+
+
+def mark_unavailable(name: str, profile: str, dest: str | os.PathLike, reason: str | None = None) -> dict:
+    """For a data set the profile cannot fetch (CIFAR-10 offline, a user folder under quick):
+    a valid folder whose manifest says so.
+
+    The download stage writes it so ``dvc repro`` runs offline; a lab that tries to load
+    it gets the reason instead of a missing-file error.
+    """
+    reason = reason or get_spec(name).offline_missing or "no offline source"
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
+    build.chmod(0o755)
+    try:
+        note = f"{name} is not used by the {profile} profile: {reason}"
+        manifest = write_manifest(build, {"dataset": name, "profile": profile, "kind": "unavailable", "note": note})
         _replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
@@ -472,9 +558,8 @@ def load_images(dest: str | os.PathLike) -> ImageData:
     """The image data set fetched into ``dest``, after checking its manifest."""
     dest = Path(dest)
     manifest = verify_manifest(dest)
-    if manifest.get("kind") == "unused":
-        raise DataError(f"{dest} holds no data: {manifest.get('note', 'not used by this profile')}. "
-                        "Use the data set this profile's lab names, or switch profile.")
+    if manifest.get("kind") == "unavailable":
+        raise DataError(f"{dest} holds no data: {manifest.get('note')}; choose another data set for this profile in params.yaml.")
     if manifest.get("kind") != "images":
         raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not images; check the lab's data set name.")
     with np.load(dest / IMAGES) as z:

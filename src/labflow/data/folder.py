@@ -12,9 +12,9 @@ so labs read them like any other image data set (:func:`labflow.data.load_images
 
 Under the smoke and quick profiles no user folder is assumed: the download stage
 writes a valid folder whose manifest says the data set is not used by that
-profile (``kind: unused``), so the pipeline graph is the same for every profile
+profile (``kind: unavailable``, as for CIFAR-10 offline), so the pipeline graph is the same for every profile
 and runs offline; the labs that use such a data set under ``full`` pick another
-one under quick (lab 07 uses Fashion-MNIST). Loading an unused folder as images
+one under quick (lab 07 uses Fashion-MNIST). Loading such a marker as images
 fails with a message saying so.
 """
 
@@ -130,25 +130,24 @@ def fetch_folder(name: str, profile: str, source: ImageFolderSource, dest: str |
         raise DataError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")
     spec = USER_FOLDER_DATASETS[name]
     key = f"data.{name}.folder"
+    if profile != "full":
+        from labflow.data.datasets import mark_unavailable
+
+        return mark_unavailable(name, profile, dest, "it is read from a user folder by the full profile only; "
+                                                     f"the {profile} profile's labs use other data")
+    if not source.folder:
+        raise DataError(f"{key} is not set: the full profile reads {name} from your own folder. "
+                        f"Set {key} in params.yaml to a folder with subfolders "
+                        f"{', '.join(f'{c}/' for c in spec.classes)} of images.")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
     build.chmod(0o755)
     try:
-        if profile == "full":
-            if not source.folder:
-                raise DataError(f"{key} is not set: the full profile reads {name} from your own folder. "
-                                f"Set {key} in params.yaml to a folder with subfolders "
-                                f"{', '.join(f'{c}/' for c in spec.classes)} of images.")
-            root = Path(source.folder).expanduser()
-            extra = build_from_folder(spec, root, build, image_size=source.image_size,
-                                      test_fraction=source.test_fraction, key=key)
-            where = f"user folder: {root.resolve()}"
-        else:
-            extra = {"kind": "unused", "note": f"{name} is read from a user folder by the full profile only; "
-                                               f"the {profile} profile's labs use other data"}
-            where = "none"
-        manifest = write_manifest(build, extra | {"dataset": name, "profile": profile, "source": where})
+        root = Path(source.folder).expanduser()
+        extra = build_from_folder(spec, root, build, image_size=source.image_size,
+                                  test_fraction=source.test_fraction, key=key)
+        manifest = write_manifest(build, extra | {"dataset": name, "profile": profile, "source": f"user folder: {root.resolve()}"})
         _replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)

@@ -9,7 +9,9 @@ LABS: dict[str, str] = {
     "lab01": "labflow.labs.lab01_mlp",
     "lab02": "labflow.labs.lab02_house_prices",
     "lab03": "labflow.labs.lab03_gd_variants",
+    "lab04": "labflow.labs.lab04_optimizers",
     "lab05": "labflow.labs.lab05_regularisation",
+    "lab06": "labflow.labs.lab06_batchnorm_augment",
     "lab07": "labflow.labs.lab07_early_stopping",
     "lab08": "labflow.labs.lab08_imbalanced",
 }
