@@ -166,7 +166,8 @@ class Lab03Variant(Strict):
     lr: float = Field(gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
     # CPU threads for this variant (None: the global `threads`). At batch size 1 each op is
-    # tiny and one thread is several times faster than two (no thread-pool hand-offs).
+    # tiny: one thread is ~10% slower than two on an idle 2-core machine but several times
+    # faster when another process holds a core (thread-pool hand-offs then stall).
     threads: int | None = Field(None, gt=0)
 
 
