@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO
 from labflow.config import parse_params
 from labflow.labs import lab04_optimizers as lab
-from labflow.labs.cnn import course_cnn
+from labflow.labs.cnn import build_cnn, course_cnn
 from labflow.models import count_parameters
 
 
@@ -29,7 +29,7 @@ def test_course_cnn_on_cifar_is_the_courses():
 def test_every_variant_starts_from_the_same_weights():
     # The course saved the initial weights and never reused them; here each variant rebuilds them from the seed.
     x = torch.zeros(2, 1, 28, 28)
-    a, b, other = lab.build_model(x, 10, seed=42), lab.build_model(x, 10, seed=42), lab.build_model(x, 10, seed=7)
+    a, b, other = build_cnn(x, 10, seed=42), build_cnn(x, 10, seed=42), build_cnn(x, 10, seed=7)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert not all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), other.state_dict().values()))
 

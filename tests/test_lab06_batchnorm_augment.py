@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from labflow.labs import lab06_batchnorm_augment as lab
-from labflow.labs.cnn import BatchAugment, black_fill
+from labflow.labs.cnn import BatchAugment, black_fill, build_cnn
 
 
 def images(n=16, c=1, side=8):
@@ -62,7 +62,7 @@ def test_black_fill_is_normalised_zero():
 
 def test_batch_norm_and_plain_models_share_their_weights():
     x = torch.zeros(2, 3, 32, 32)
-    plain, bn = lab.build_model(x, 10, 42, batch_norm=False), lab.build_model(x, 10, 42, batch_norm=True)
+    plain, bn = build_cnn(x, 10, 42, batch_norm=False), build_cnn(x, 10, 42, batch_norm=True)
     weights = lambda m: [l.weight for l in m.modules() if isinstance(l, (nn.Conv2d, nn.Linear))]  # noqa: E731
     assert all(torch.equal(p, q) for p, q in zip(weights(plain), weights(bn)))
     assert sum(isinstance(l, (nn.BatchNorm2d, nn.BatchNorm1d)) for l in bn.modules()) == 3

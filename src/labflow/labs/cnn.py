@@ -98,3 +98,15 @@ def image_shape(x: torch.Tensor) -> tuple[int, int]:
     if h != w:
         raise ValueError(f"the course CNN expects square images, got {h}x{w}")
     return c, h
+
+
+# Small evaluation chunks: on a CPU, 128 images at a time run the CNN ~2x faster than 4,096.
+EVAL_CHUNK = 128
+
+
+def build_cnn(x: torch.Tensor, n_classes: int, seed: int, *, batch_norm: bool = False) -> nn.Module:
+    """The course CNN sized for ``x`` (N, C, H, W), built right after seeding: same weights per seed."""
+    from labflow.models import seeded
+
+    channels, side = image_shape(x)
+    return seeded(lambda: course_cnn(channels, side, n_classes, batch_norm=batch_norm), seed)
