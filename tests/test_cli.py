@@ -28,6 +28,9 @@ def test_list_names_every_lab_variant_and_profile(capsys, monkeypatch):
     for profile in ("smoke", "quick", "full"):
         assert f"data ({profile}" in out
     assert "stochastic" in out and "sha256-checked" in out
+    # Labs that switch data set by profile show the one each profile really uses.
+    lab04 = out[out.index("lab04"):out.index("lab05")]
+    assert "data (full ): cifar10" in lab04 and "data (quick): fashion_mnist" in lab04
 
 
 def test_check_reports_bad_params(tmp_path, monkeypatch, capsys):

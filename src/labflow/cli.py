@@ -27,15 +27,16 @@ def cmd_list(args) -> int:
     raw = yaml.safe_load((paths.repo_root() / "params.yaml").read_text())
     active = raw.get("profile", "quick")
     print(f"active profile: {active} (switch: dvc exp run -S profile=full)\n")
+    per_profile = {profile: parse_params({**raw, "profile": profile}) for profile in PROFILES}
     for lab_id in LABS:
         module = lab_module(lab_id)
-        params = parse_params(raw)
-        variants = ", ".join(params.lab(lab_id).variants)
+        variants = ", ".join(per_profile[active].lab(lab_id).variants)
         print(f"{lab_id}  {module.TITLE}\n    variants: {variants}")
-        for dataset in module.DATASETS:
+        for profile, params in per_profile.items():
+            # Labs that switch data set by profile name it in `<lab>.data.dataset`.
+            dataset = getattr(params.lab(lab_id).data, "dataset", None) or module.DATASETS[0]
             spec = USER_FOLDER_DATASETS.get(dataset) or DATASETS[dataset]
-            for profile in PROFILES:
-                print(f"    data ({profile:5}): {spec.describe(profile)}")
+            print(f"    data ({profile:5}): {spec.describe(profile)}")
         print()
     return 0
 
