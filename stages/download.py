@@ -1,8 +1,11 @@
-"""DVC stage: download. Usage: python stages/download.py DATASET"""
+"""DVC stage: download. Usage: python stages/download.py DATASET
+
+Runs in a warm stage runner when one answers (see labflow.stage_runner), else in this process.
+"""
 
 import sys
 
-from labflow.stages import download, main
+from labflow.stage_runner import run_stage
 
 if __name__ == "__main__":
-    sys.exit(main(download, sys.argv[1:], "python stages/download.py DATASET"))
+    sys.exit(run_stage("download", sys.argv[1:]))

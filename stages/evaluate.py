@@ -1,8 +1,11 @@
-"""DVC stage: evaluate. Usage: python stages/evaluate.py LAB"""
+"""DVC stage: evaluate. Usage: python stages/evaluate.py LAB
+
+Runs in a warm stage runner when one answers (see labflow.stage_runner), else in this process.
+"""
 
 import sys
 
-from labflow.stages import evaluate, main
+from labflow.stage_runner import run_stage
 
 if __name__ == "__main__":
-    sys.exit(main(evaluate, sys.argv[1:], "python stages/evaluate.py LAB"))
+    sys.exit(run_stage("evaluate", sys.argv[1:]))

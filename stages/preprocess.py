@@ -1,8 +1,11 @@
-"""DVC stage: preprocess. Usage: python stages/preprocess.py LAB"""
+"""DVC stage: preprocess. Usage: python stages/preprocess.py LAB
+
+Runs in a warm stage runner when one answers (see labflow.stage_runner), else in this process.
+"""
 
 import sys
 
-from labflow.stages import preprocess, main
+from labflow.stage_runner import run_stage
 
 if __name__ == "__main__":
-    sys.exit(main(preprocess, sys.argv[1:], "python stages/preprocess.py LAB"))
+    sys.exit(run_stage("preprocess", sys.argv[1:]))

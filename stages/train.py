@@ -1,8 +1,11 @@
-"""DVC stage: train. Usage: python stages/train.py LAB VARIANT"""
+"""DVC stage: train. Usage: python stages/train.py LAB VARIANT
+
+Runs in a warm stage runner when one answers (see labflow.stage_runner), else in this process.
+"""
 
 import sys
 
-from labflow.stages import train, main
+from labflow.stage_runner import run_stage
 
 if __name__ == "__main__":
-    sys.exit(main(train, sys.argv[1:], "python stages/train.py LAB VARIANT"))
+    sys.exit(run_stage("train", sys.argv[1:]))

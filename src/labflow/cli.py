@@ -64,6 +64,22 @@ def cmd_ui(args) -> int:
     return 0  # not reached
 
 
+def cmd_runner(args) -> int:
+    """The warm stage runner of this environment (see labflow.stage_runner)."""
+    from labflow import stage_runner
+
+    if args.action == "stop":
+        print("stopped" if stage_runner.stop() else "no runner was running")
+        return 0
+    if args.action == "start":
+        stage_runner.start_runner()
+    info = stage_runner.status()
+    state = "running" if info["running"] else "not running"
+    print(f"stage runner: {state} ({'enabled' if info['enabled'] else 'disabled by LABFLOW_STAGE_RUNNER'}); "
+          f"socket {info['socket']}; log {stage_runner.runtime_dir() / 'runner.log'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)
+    runner = sub.add_parser("runner", help="status, start or stop the warm process DVC stages fork from")
+    runner.add_argument("action", choices=["status", "start", "stop"], nargs="?", default="status")
+    runner.set_defaults(func=cmd_runner)
     args = parser.parse_args(argv)
     from labflow.config import ConfigError
 

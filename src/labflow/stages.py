@@ -71,8 +71,11 @@ def download(dataset: str) -> None:
 
 
 def preprocess(lab_id: str) -> None:
+    from labflow import timing
+
     module, ctx = _context(lab_id, _params())
-    meta = module.preprocess(ctx)
+    with timing.work():
+        meta = module.preprocess(ctx)
     print(f"[labflow] {lab_id}: processed data in {ctx.processed_dir}: {meta.get('sizes', '')}")
 
 
@@ -85,17 +88,34 @@ def train(lab_id: str, variant: str) -> None:
 
 
 def evaluate(lab_id: str) -> None:
+    from labflow import timing
+
     module, ctx = _context(lab_id, _params())
-    module.evaluate(ctx)
+    with timing.work():  # publishing (files, MLflow) is carved out in base.publish_comparison
+        module.evaluate(ctx)
+
+
+STAGES: dict[str, tuple[Callable[..., None], str]] = {
+    "preflight": (preflight, "python stages/preflight.py"),
+    "download": (download, "python stages/download.py DATASET"),
+    "preprocess": (preprocess, "python stages/preprocess.py LAB"),
+    "train": (train, "python stages/train.py LAB VARIANT"),
+    "evaluate": (evaluate, "python stages/evaluate.py LAB"),
+}
 
 
 def main(func: Callable[..., None], argv: list[str], usage: str) -> int:
     """Run a stage function; known errors print one line naming the problem and the fix."""
+    import time
+
+    from labflow import timing
     from labflow.data.download import DataError
     from labflow.tracking.store import TrackingError
 
+    started = time.perf_counter()
     try:
         func(*argv)
+        timing.record(func.__name__, argv, time.perf_counter() - started)
     except TypeError as err:
         if "positional argument" in str(err):
             print(f"usage: {usage}", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from labflow import paths
+from labflow import paths, timing
 from labflow.config import Params, section_dict
 from labflow.tracking import dvc_files
 from labflow.tracking.tags import run_tags, stable_hash
@@ -200,19 +200,21 @@ def train_variant(
         from labflow.tracking.callbacks import MlflowEpochLogger
 
         loggers = (MlflowEpochLogger(run),) if run.run_id else ()
-        result = fit(
-            model,
-            optimizer,
-            batches,
-            loss_fn,
-            epochs=epochs,
-            evaluate=evaluate,
-            callbacks=(*callbacks, *loggers, checkpoint),
-            progress=ctx.progress,
-            desc=f"{ctx.lab_id}/{variant}",
-        )
+        with timing.work():
+            result = fit(
+                model,
+                optimizer,
+                batches,
+                loss_fn,
+                epochs=epochs,
+                evaluate=evaluate,
+                callbacks=(*callbacks, *loggers, checkpoint),
+                progress=ctx.progress,
+                desc=f"{ctx.lab_id}/{variant}",
+            )
+            final = final_metrics(model, result)
         metrics = {
-            **final_metrics(model, result),
+            **final,
             "epochs_run": result.epochs_run,
             "updates": result.updates,
             "train_seconds": round(result.train_seconds, 3),
@@ -223,12 +225,13 @@ def train_variant(
         for name, rows in (history_extra or {}).items():
             dvc_files.write_rows(out / f"{name}.csv", rows)
         dvc_files.write_metrics(out / "metrics.json", metrics)
-        run.log_metrics({f"final_{k}": v for k, v in metrics.items()}, step=result.epochs_run)
+        run.log_metrics({f"final_{k}": v for k, v in metrics.items()} | {"work_seconds": timing.work_seconds()},
+                        step=result.epochs_run)
         variant_figures = {"learning_curves": _learning_curves(result.history, variant)}
         variant_figures.update(figures(model, result) if figures else {})
         for name, fig in variant_figures.items():
-            figs.save(fig, out / "figures" / f"{name}.png")
-            run.log_figure(fig, f"{name}.png")
+            # Rendered once: the PNG that DVC tracks is the one MLflow stores.
+            run.log_artifact(figs.save(fig, out / "figures" / f"{name}.png"), "figures")
             figs.close(fig)
         for artifact_path, file in (artifacts or {}).items():
             if Path(file).exists():
@@ -295,6 +298,11 @@ def publish_comparison(
     summary: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the lab's comparison (DVC metrics, table, figures) and its MLflow parent run."""
+    with timing.not_work():
+        _publish(ctx, results, table=table, figures=figures, summary=summary)
+
+
+def _publish(ctx, results, *, table, figures, summary) -> None:
     from labflow.plots import figures as figs
 
     out = ctx.results_dir()
@@ -310,9 +318,10 @@ def publish_comparison(
         for variant, r in results.items():
             run.log_metrics({f"{variant}.{k}": v for k, v in r["metrics"].items()})
         for name, fig in figures.items():
-            figs.save(fig, out / "figures" / f"{name}.png")
-            run.log_figure(fig, f"{name}.png")
+            # Rendered once: the PNG that DVC tracks is the one MLflow stores.
+            run.log_artifact(figs.save(fig, out / "figures" / f"{name}.png"), "figures")
             figs.close(fig)
+        run.log_metrics({"work_seconds": timing.work_seconds()})
         run.log_text(markdown, "comparison.md")
         run.log_artifact(out / "comparison.csv")
         children = [r["run_id"] for r in results.values() if r.get("run_id")]

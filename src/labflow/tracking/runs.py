@@ -88,15 +88,32 @@ class Run:
         if items:
             self._client.log_batch(self.run_id, metrics=items)
 
+    def log_metric_rows(self, rows: list[tuple[int, Mapping[str, float]]]) -> None:
+        """Several steps' metrics in one write: [(step, {name: value}), ...]."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, step)
+            for step, metrics in rows
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and v == v  # skip NaN
+        ]
+        for i in range(0, len(items), 1000):  # MLflow's limit per batch
+            self._client.log_batch(self.run_id, metrics=items[i : i + 1000])
+
+    def last_step(self, key: str) -> int:
+        """The highest step logged for ``key`` (0 if none)."""
+        return max((m.step for m in self._client.get_metric_history(self.run_id, key)), default=0)
+
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for k, v in tags.items():
             self._client.set_tag(self.run_id, k, str(v))
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self._client.log_artifact(self.run_id, str(path), artifact_path)
-
-    def log_figure(self, fig, name: str) -> None:
-        self._client.log_figure(self.run_id, fig, f"figures/{name}")
 
     def log_text(self, text: str, name: str) -> None:
         self._client.log_text(self.run_id, text, name)

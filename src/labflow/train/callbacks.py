@@ -216,6 +216,12 @@ class Checkpoint(Callback):
     def on_epoch_end(self, state) -> None:
         if state.epoch % self.every and state.epoch != state.epochs and not state.stop:
             return
+        from labflow import timing
+
+        with timing.not_work():  # crash safety is bookkeeping, not training
+            self._save(state)
+
+    def _save(self, state) -> None:
         atomic_torch_save(
             {
                 "fingerprint": self.fingerprint,
