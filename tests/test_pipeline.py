@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,37 @@ def test_exp_run_with_a_new_learning_rate_shows_in_exp_show_and_metrics_diff(rep
     assert "test_loss" in changed and changed["test_loss"]["old"] == pytest.approx(old["test_loss"])
     shown = sh(repo, "dvc", "exp", "show", "--json").stdout
     assert "lab03.variants.mini_batch.lr" in shown or '"lr": 0.2' in shown
+
+
+def test_a_queued_experiment_runs_only_the_stages_its_change_touches(repo):
+    """`dvc exp run --queue` runs in a fresh copy of the repository: every output there must
+    come from Git or the DVC cache, else every lab would look changed and retrain."""
+    import mlflow
+
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "queue baseline", check=False)  # nothing to commit is fine
+    sh(repo, "dvc", "exp", "run", "--queue", "-n", "queued-l2", "-S", "lab05.variants.l2.weight_decay=0.05")
+    started = time.monotonic()
+    sh(repo, "dvc", "queue", "start", "-j", "1")
+    status = ""
+    while time.monotonic() - started < 600:
+        status = sh(repo, "dvc", "queue", "status").stdout
+        if re.search(r"queued-l2\s+\S+ \S+\s+(Success|Failed)", status):
+            break
+        time.sleep(2)
+    print(f"queued one-variant experiment done after {time.monotonic() - started:.0f} s")
+    assert re.search(r"queued-l2\s+\S+ \S+\s+Success", status), status
+    logs = sh(repo, "dvc", "queue", "logs", "queued-l2").stdout
+    ran = sorted(re.findall(r"Running stage '([^']+)'", logs))
+    assert ran == ["lab05_evaluate", "lab05_train@l2", "preflight"], logs[-3000:]
+    # MLflow: the experiment's runs are exactly that variant and its lab's comparison, nested and finished.
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    tagged = [r for exp in client.search_experiments() for r in client.search_runs(
+        [exp.experiment_id], "tags.`dvc.exp_name` = 'queued-l2'")]
+    by_stage = {(r.data.tags["labflow.lab"], r.data.tags["labflow.stage"], r.data.tags.get("labflow.variant")): r
+                for r in tagged}
+    assert set(by_stage) == {("lab05", "train", "l2"), ("lab05", "evaluate", None)}
+    assert all(r.info.status == "FINISHED" for r in tagged)
+    child, parent = by_stage[("lab05", "train", "l2")], by_stage[("lab05", "evaluate", None)]
+    assert child.data.params["weight_decay"] == "0.05"
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id

@@ -111,3 +111,54 @@ def test_dvc_files_round_trip(tmp_path):
     dvc_files.write_rows(tmp_path / "h.csv", [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25}])
     assert dvc_files.read_rows(tmp_path / "h.csv") == [{"epoch": 1.0, "loss": 0.5}, {"epoch": 2.0, "loss": 0.25}]
     assert not list(tmp_path.glob(".*tmp"))
+
+
+class _State:
+    """The part of labflow.train.loop.FitState the epoch logger reads."""
+
+    def __init__(self, resumed_from=None):
+        self.history, self.resumed_from = [], resumed_from
+
+
+def _epochs(state, logger, first, last, seconds_each=0.0):
+    for epoch in range(first, last + 1):
+        state.history.append({"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": epoch / 10})
+        time.sleep(seconds_each)
+        logger.on_epoch_end(state)
+
+
+def test_epoch_logger_batches_fast_epochs_but_logs_each_one(mlflow_store, monkeypatch):
+    from labflow.tracking.callbacks import MlflowEpochLogger
+
+    runs.connect()
+    writes = []
+    with runs.open_run(prefix="t", lab="lab99", run_name="x", tags=_tags("x")) as run:
+        original = run.log_metric_rows
+        monkeypatch.setattr(run, "log_metric_rows", lambda rows: (writes.append([s for s, _ in rows]), original(rows)))
+        logger, state = MlflowEpochLogger(run, min_interval_s=0.2), _State()
+        _epochs(state, logger, 1, 5)  # fast: nothing written yet
+        assert writes == []
+        _epochs(state, logger, 6, 7, seconds_each=0.25)  # slow epochs: written as they end
+        logger.on_fit_end(state)
+    assert writes == [[1, 2, 3, 4, 5, 6], [7]]
+    history = mlflow.MlflowClient().get_metric_history(run.run_id, "val_acc")
+    assert sorted((m.step, m.value) for m in history) == [(e, e / 10) for e in range(1, 8)]
+
+
+def test_epoch_logger_after_a_resume_logs_what_the_killed_process_had_not(mlflow_store):
+    from labflow.tracking.callbacks import MlflowEpochLogger
+
+    runs.connect()
+    with runs.open_run(prefix="t", lab="lab99", run_name="x", tags=_tags("x")) as run:
+        first = MlflowEpochLogger(run, min_interval_s=60)
+        state = _State()
+        _epochs(state, first, 1, 2)
+        first.on_fit_end(state)  # epochs 1-2 logged
+        state.history.append({"epoch": 3, "train_loss": 1 / 3, "val_acc": 0.3})  # checkpointed, then killed unlogged
+        resumed = _State(resumed_from=3)
+        resumed.history = list(state.history)
+        second = MlflowEpochLogger(run, min_interval_s=60)
+        _epochs(resumed, second, 4, 5)
+        second.on_fit_end(resumed)
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run.run_id, "train_loss")]
+    assert sorted(steps) == [1, 2, 3, 4, 5]
