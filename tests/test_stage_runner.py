@@ -186,3 +186,12 @@ def test_mlflow_still_caches_its_package_map_where_the_runner_fills_it():
     started = time.perf_counter()
     assert requirements_utils._check_requirement_satisfied("torch") is None
     assert time.perf_counter() - started < 0.5  # no second scan of the installed packages
+
+
+def test_dvc_parses_yaml_with_the_c_parser():
+    """pyproject asks for ruamel.yaml's C parser: DVC reads params.yaml once per stage with it."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.main import CParser
+
+    assert CParser is not None
+    assert YAML(typ="safe").Parser is CParser

@@ -74,8 +74,7 @@ def cmd_runner(args) -> int:
     if args.action == "start":
         stage_runner.start_runner()
     info = stage_runner.status()
-    state = "running" if info["running"] else "not running"
-    print(f"stage runner: {state} ({'enabled' if info['enabled'] else 'disabled by LABFLOW_STAGE_RUNNER'}); "
+    print(f"stage runner: {info['state']} ({'enabled' if info['enabled'] else 'disabled by LABFLOW_STAGE_RUNNER'}); "
           f"socket {info['socket']}; log {stage_runner.runtime_dir() / 'runner.log'}")
     return 0
 

@@ -453,16 +453,18 @@ def _watch_caller(conn: socket.socket) -> None:
 
 def status() -> dict:
     path = socket_path()
-    return {"socket": str(path), "running": path.exists() and _locked(path), "enabled": enabled()}
+    locked = _locked(path)
+    state = ("running" if path.exists() else "starting") if locked else "not running"
+    return {"socket": str(path), "state": state, "running": locked and path.exists(), "enabled": enabled()}
 
 
 def stop() -> bool:
-    """Stop this environment's runner (children already running finish)."""
+    """Stop this environment's runner (children already running finish); False if none ran."""
     import fcntl
 
     path = socket_path()
     lock_file = Path(f"{path}.lock")
-    if not lock_file.exists():
+    if not lock_file.exists() or not _locked(path):
         return False
     for pid in _runner_pids(path):
         os.kill(pid, signal.SIGTERM)
