@@ -162,3 +162,30 @@ def test_epoch_logger_after_a_resume_logs_what_the_killed_process_had_not(mlflow
         second.on_fit_end(resumed)
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run.run_id, "train_loss")]
     assert sorted(steps) == [1, 2, 3, 4, 5]
+
+
+def test_nesting_skips_a_run_this_store_does_not_have(mlflow_store, capsys):
+    runs.connect()
+    with runs.open_run(prefix="t", lab="lab99", run_name="a", tags=_tags("a")) as child:
+        pass
+    with runs.open_run(prefix="t", lab="lab99", run_name="cmp", tags=_tags(stage="evaluate")) as parent:
+        nested = runs.nest_under(parent.run_id, [child.run_id, "0" * 32])
+    assert nested == [child.run_id]
+    assert runs.run_info(child.run_id)["tags"]["mlflow.parentRunId"] == parent.run_id
+    assert "not in this tracking store" in capsys.readouterr().out
+
+
+def test_concurrent_first_runs_create_one_sqlite_store(tmp_path):
+    """`dvc queue start -j 2` on a fresh clone: two stages create the store at once."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"LABFLOW_STORE_ROOT": str(tmp_path)}
+    code = ("from labflow.tracking import runs; runs.connect();"
+            "import mlflow; mlflow.MlflowClient().create_run(runs.ensure_experiment('t-lab99'))")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(errors)[-3000:]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(client.search_runs([client.get_experiment_by_name("t-lab99").experiment_id])) == 3

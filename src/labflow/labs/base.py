@@ -328,8 +328,8 @@ def _publish(ctx, results, *, table, figures, summary) -> None:
         if run.run_id and children:
             from labflow.tracking.runs import nest_under
 
-            nest_under(run.run_id, children)
-            run.set_tags({"labflow.child_run_ids": ",".join(children)})
+            nested = nest_under(run.run_id, children)
+            run.set_tags({"labflow.child_run_ids": ",".join(nested)})
     print(markdown)
 
 

@@ -45,7 +45,15 @@ def ensure_experiment(name: str) -> str:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=f"{artifact_root()}/{name}")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.create_experiment(name, artifact_location=f"{artifact_root()}/{name}")
+    except MlflowException:  # another stage (a parallel queued experiment) created it first
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def connect(timeout_s: float = 5.0) -> str:
@@ -53,7 +61,25 @@ def connect(timeout_s: float = 5.0) -> str:
     uri = tracking_uri()
     check_tracking(uri, timeout_s)
     _mlflow().set_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        _create_sqlite_store_once(Path(uri[len("sqlite:///"):]), uri)
     return uri
+
+
+def _create_sqlite_store_once(db: Path, uri: str) -> None:
+    """Create a new SQLite store under a file lock.
+
+    MLflow creates its tables on first use; two stages doing that at once (``dvc queue
+    start -j 2`` on a fresh clone) break the schema migration ("expected to match one
+    row ... in 'alembic_version'"). The first process creates it, the others wait.
+    """
+    if db.exists() and db.stat().st_size > 0:
+        return
+    import fcntl
+
+    with open(db.parent / f".{db.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _mlflow().MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 class Run:
@@ -201,10 +227,26 @@ def open_run(
         client.set_terminated(run_id, status=status)
 
 
-def nest_under(parent_id: str, child_ids: list[str]) -> None:
+def nest_under(parent_id: str, child_ids: list[str]) -> list[str]:
+    """Nest the variant runs under the comparison; returns the ids nested.
+
+    A variant's ``run.json`` comes with its DVC outputs, so it may name a run of another
+    tracking store (outputs pulled from a DVC remote, a fresh MLflow store): such a run is
+    skipped with a note instead of failing the comparison.
+    """
+    from mlflow.exceptions import MlflowException
+
     client = _mlflow().MlflowClient()
+    nested = []
     for child in child_ids:
+        try:
+            client.get_run(child)
+        except MlflowException:
+            print(f"[labflow] run {child} is not in this tracking store (trained with another store?): not nested")
+            continue
         client.set_tag(child, "mlflow.parentRunId", parent_id)
+        nested.append(child)
+    return nested
 
 
 def run_info(run_id: str) -> dict[str, Any]:
