@@ -200,6 +200,9 @@ def train_variant(
         from labflow.tracking.callbacks import MlflowEpochLogger
 
         loggers = (MlflowEpochLogger(run),) if run.run_id else ()
+        from labflow.train.loop import import_optimizer_machinery
+
+        import_optimizer_machinery()  # an import, not work
         with timing.work():
             result = fit(
                 model,

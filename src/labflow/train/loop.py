@@ -67,6 +67,7 @@ def fit(
     desc: str = "train",
 ) -> FitResult:
     """Train ``model`` for up to ``epochs`` epochs and return the per-epoch history."""
+    import_optimizer_machinery()  # before any clock starts
     # Checkpoints run last so they save what the other callbacks decided this epoch.
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "runs_last", False))
     state = FitState(model, optimizer, batches, epochs, callbacks=callbacks)
@@ -134,6 +135,16 @@ def fit(
         resumed_from=state.resumed_from,
         extras=state.extras,
     )
+
+
+def import_optimizer_machinery() -> None:
+    """Import what the first ``optimizer.step()`` would, so no timed epoch pays for it.
+
+    torch 2.14's optimizers import ``torch._dynamo`` on their first step (1-4 s on a laptop
+    CPU); inside the loop that time would land in the first epoch's seconds and make a
+    variant trained in a fresh process look slower than one trained in the warm stage runner.
+    """
+    import torch._dynamo  # noqa: F401
 
 
 def _device_of(model: nn.Module) -> torch.device:
