@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROFILES = ("smoke", "quick", "full")
 Profile = Literal["smoke", "quick", "full"]
@@ -84,6 +84,7 @@ class DataConfig(Strict):
     titanic: OfflineSources = OfflineSources()
     credit_default: PinnedSources
     cifar10: DatasetSources
+    voc2007: DatasetSources
 
 
 # --------------------------------------------------------------------------- labs
@@ -293,6 +294,92 @@ class Lab06Config(Strict):
     variants: dict[str, Lab06Variant] = Field(min_length=1)
 
 
+class CanvasConfig(Strict):
+    """Lab 12's canvases: real objects pasted on a cluttered background (src/labflow/labs/canvases.py)."""
+
+    size: int = Field(96, ge=32, le=512)  # canvas side in pixels
+    min_objects: int = Field(1, ge=1, le=20)
+    max_objects: int = Field(4, ge=1, le=20)
+    min_object_px: int = Field(20, ge=8)  # side of a pasted source image
+    max_object_px: int = Field(40, ge=8)
+    max_iou: float = Field(0.1, ge=0, le=1)  # how much a new object's box may overlap an earlier one
+    fragments: tuple[int, int] = (3, 7)  # clutter: fragments of other images per canvas, min..max
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.min_objects > self.max_objects:
+            raise ValueError(f"min_objects {self.min_objects} > max_objects {self.max_objects}")
+        if not self.min_object_px <= self.max_object_px <= self.size:
+            raise ValueError("need min_object_px <= max_object_px <= size, got "
+                             f"{self.min_object_px}, {self.max_object_px}, {self.size}")
+        if not 0 <= self.fragments[0] <= self.fragments[1]:
+            raise ValueError(f"fragments must be (min, max) with 0 <= min <= max, got {self.fragments}")
+        return self
+
+
+class Lab12Data(Strict):
+    # smoke/quick: canvases of Fashion-MNIST (or MNIST) objects; full: Pascal VOC 2007.
+    dataset: Literal["fashion_mnist", "mnist", "voc2007"]
+    # Canvases per split (required for canvases); for voc2007 the first N images of each split (null: all).
+    train_images: int | None = Field(None, gt=0)
+    val_images: int | None = Field(None, gt=0)
+    test_images: int | None = Field(None, gt=0)
+    # Canvases: the share of the source's training images kept for validation canvases.
+    val_source_fraction: float = Field(0.15, gt=0, lt=1)
+    canvas: CanvasConfig = CanvasConfig()
+    image_size: int = Field(320, ge=64, le=1024)  # voc2007: every image resized to this square (SSDlite's 320)
+
+    @model_validator(mode="after")
+    def _sizes_for_canvases(self):
+        if self.dataset != "voc2007":
+            missing = [k for k in ("train_images", "val_images", "test_images") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"{', '.join(missing)}: canvases need a count (null means 'all' for voc2007 only)")
+        return self
+
+
+class Lab12Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    optimizer: Literal["adam", "sgd"]
+    lr: float = Field(gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    weight_decay: float = Field(0.0, ge=0)
+    # none: from scratch; coco: torchvision's COCO weights (downloaded once; full profile).
+    weights: Literal["none", "coco"] = "none"
+    # Training batches whose BatchNorm statistics replace the running ones before every
+    # evaluation (0: keep the running statistics; see the lab's module docstring).
+    bn_calibration_batches: int = Field(8, ge=0)
+    flip: bool = True  # random horizontal flip of training images (boxes flipped with them)
+
+
+class Lab12Variant(Strict):
+    arch: Literal["ssdlite320_mobilenet_v3_large", "retinanet_mobilenet_v3_fpn", "retinanet_resnet50_fpn_v2"]
+    width: float = Field(1.0, gt=0, le=2)  # MobileNetV3 width multiplier (from scratch only)
+    lr: float | None = Field(None, gt=0)  # overrides train.lr
+
+
+class Lab12Evaluate(Strict):
+    draw_images: int = Field(6, ge=1, le=32)  # test images drawn with their predictions
+    draw_score: float = Field(0.4, ge=0, le=1)  # detections drawn from this score up
+
+
+class Lab12Config(Strict):
+    data: Lab12Data
+    train: Lab12Train
+    evaluate: Lab12Evaluate = Lab12Evaluate()
+    variants: dict[str, Lab12Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights_exist(self):
+        if self.train.weights == "coco":
+            bad = [name for name, v in self.variants.items() if v.arch == "retinanet_mobilenet_v3_fpn"]
+            if bad:
+                raise ValueError(f"variants {', '.join(bad)}: torchvision has no COCO weights for "
+                                 "retinanet_mobilenet_v3_fpn; use retinanet_resnet50_fpn_v2 or weights: none")
+        return self
+
+
 LAB_MODELS: dict[str, type[Strict]] = {
     "lab01": Lab01Config,
     "lab02": Lab02Config,
@@ -302,6 +389,7 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab08": Lab08Config,
     "lab04": Lab04Config,
     "lab06": Lab06Config,
+    "lab12": Lab12Config,
 }
 
 
@@ -323,6 +411,7 @@ class Params(Strict):
     lab08: Lab08Config
     lab04: Lab04Config
     lab06: Lab06Config
+    lab12: Lab12Config
 
     def lab(self, lab_id: str) -> Strict:
         try:

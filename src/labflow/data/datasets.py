@@ -7,7 +7,9 @@ where data came from:
   grey or N×32×32×3 colour, int64 labels); class names in the manifest's ``classes``;
 - tables: ``table.csv`` with features and a target column; the manifest names
   the ``target`` and its ``target_unit`` (USD) for regression, or the target's
-  ``classes`` (index = the 0/1 code stored in the column) for classification.
+  ``classes`` (index = the 0/1 code stored in the column) for classification;
+- detection: ``images/<id>.jpg`` and ``annotations.json`` (per split: image id, size,
+  boxes as xyxy pixel coordinates, 0-based labels, VOC's "difficult" flags).
 
 A data set without ``online_files`` (Titanic) has no separate canonical host: the
 full profile reads the same offline copy, and the manifest says so.
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from labflow.config import OnlineSource
 
 PROFILES = ("smoke", "quick", "full")
-IMAGES, TABLE = "images.npz", "table.csv"
+IMAGES, TABLE, ANNOTATIONS = "images.npz", "table.csv", "annotations.json"
 
 # The Debian package `dataset-fashion-mnist` (0.0~git20200523). Its files hold the
 # canonical data but were re-gzipped (no file name in the gzip header, 23-24 bytes
@@ -253,6 +255,68 @@ def _cifar10_online(files: dict[str, Path], folder: Path) -> dict:
     return _save_images(folder, x_train, y_train, x_test, y_test, CIFAR10_CLASSES, shape=(32, 32, 3))
 
 
+# --------------------------------------------------------------------------- detection
+
+# Pascal VOC 2007 (Everingham et al.): http://host.robots.ox.ac.uk/pascal/VOC/voc2007/.
+# sha256 as pinned by TensorFlow Datasets (url_checksums/voc.txt, with the byte sizes
+# 460,032,000 and 451,020,800) and by torchvision's prototype VOC dataset; torchvision's
+# VOCDetection checks the same files by md5 (c52e2795..., b6e924de...).
+VOC_TRAINVAL = RemoteFile("VOCtrainval_06-Nov-2007.tar", "7d8cd951101b0957ddfd7a530bdc8a94f06121cfc1e511bb5937e973020c7508")
+VOC_TEST = RemoteFile("VOCtest_06-Nov-2007.tar", "6836888e2e01dca84577a849d339fa4f73e1e4f135d312430c4856b5609b4892")
+VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+
+
+def parse_voc_annotation(xml_text: str, classes: list[str] = VOC_CLASSES) -> dict:
+    """One VOC annotation file as ``{width, height, boxes, labels, difficult}``.
+
+    VOC boxes are 1-based pixel indices with inclusive ends; they become continuous xyxy
+    coordinates (pixel i covers [i-1, i]), so a box's width is ``xmax - xmin + 1`` pixels.
+    """
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml_text)
+    size = root.find("size")
+    width, height = int(size.findtext("width")), int(size.findtext("height"))
+    boxes, labels, difficult = [], [], []
+    for obj in root.iter("object"):
+        name = obj.findtext("name", "").strip()
+        if name not in classes:
+            raise DataError(f"VOC annotation names an unknown class '{name}'; the archive is not VOC 2007.")
+        bb = obj.find("bndbox")
+        x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        boxes.append([x0 - 1, y0 - 1, x1, y1])
+        labels.append(classes.index(name))
+        difficult.append(int(obj.findtext("difficult", "0") or 0))
+    return {"width": width, "height": height, "boxes": boxes, "labels": labels, "difficult": difficult}
+
+
+def _voc2007_online(files: dict[str, Path], folder: Path) -> dict:
+    """VOC 2007's official train, val and test image sets: the JPEGs and one annotations.json."""
+    import json
+
+    from labflow.data.archive import safe_extract_tar
+
+    (folder / "images").mkdir()
+    splits: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+        for remote, names in ((VOC_TRAINVAL, ("train", "val")), (VOC_TEST, ("test",))):
+            safe_extract_tar(files[remote.name], Path(tmp) / remote.name)
+            voc = Path(tmp) / remote.name / "VOCdevkit" / "VOC2007"
+            for split in names:
+                listing = voc / "ImageSets" / "Main" / f"{split}.txt"
+                if not listing.is_file():
+                    raise DataError(f"{remote.name} has no VOCdevkit/VOC2007/ImageSets/Main/{split}.txt; the mirror "
+                                    "serves a different archive, check data.voc2007.online.base_url.")
+                splits[split] = []
+                for image_id in listing.read_text().split():
+                    entry = parse_voc_annotation((voc / "Annotations" / f"{image_id}.xml").read_text())
+                    shutil.copyfile(voc / "JPEGImages" / f"{image_id}.jpg", folder / "images" / f"{image_id}.jpg")
+                    splits[split].append({"id": image_id, **entry})
+    (folder / ANNOTATIONS).write_text(json.dumps({"classes": VOC_CLASSES, "splits": splits}) + "\n")
+    return {"kind": "detection", "classes": VOC_CLASSES, "images": {k: len(v) for k, v in splits.items()}}
+
+
 # --------------------------------------------------------------------------- tables
 
 
@@ -431,6 +495,12 @@ DATASETS: dict[str, DatasetSpec] = {
         offline_missing="CIFAR-10 is not available offline; the quick and smoke profiles use Fashion-MNIST "
                         "instead (set `profile: full`, with internet, to download CIFAR-10)",
     ),
+    "voc2007": DatasetSpec(
+        "voc2007", "detection", None, (VOC_TRAINVAL, VOC_TEST), None, _voc2007_online,
+        offline_missing="Pascal VOC 2007 is not available offline; lab 12's quick and smoke profiles paste "
+                        "Fashion-MNIST objects on canvases instead (set `profile: full`, with internet, to "
+                        "download VOC 2007, about 900 MB)",
+    ),
 }
 
 
@@ -564,6 +634,19 @@ def load_images(dest: str | os.PathLike) -> ImageData:
         raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not images; check the lab's data set name.")
     with np.load(dest / IMAGES) as z:
         return ImageData(z["x_train"], z["y_train"], z["x_test"], z["y_test"], list(manifest["classes"]))
+
+
+def load_detection(dest: str | os.PathLike) -> dict:
+    """The detection data set fetched into ``dest`` (annotations.json, images under ``dest/images``)."""
+    import json
+
+    dest = Path(dest)
+    manifest = verify_manifest(dest)
+    if manifest.get("kind") == "unavailable":
+        raise DataError(f"{dest} holds no data: {manifest.get('note')}; choose another data set for this profile in params.yaml.")
+    if manifest.get("kind") != "detection":
+        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not detection; check the lab's data set name.")
+    return json.loads((dest / ANNOTATIONS).read_text())
 
 
 def load_table(dest: str | os.PathLike) -> tuple[pd.DataFrame, str]:
