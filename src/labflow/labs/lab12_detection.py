@@ -15,6 +15,12 @@ Variants (same seed, same data, same batches, same optimizer and budget):
   RetinaNet-ResNet50-FPN-v2, the COCO RetinaNet torchvision has) with new class heads.
 Faster R-CNN is left out: from scratch it costs 12-14 s per batch of 16 here.
 
+Speed on a CPU (``detectors.py``): the images keep their 96 px (SSDlite's own transform
+would resize them to 320 px), the networks run in ``channels_last`` layout (the default
+layout's depthwise-convolution backward pass is ~50x slower), and on one CPU thread unless
+params.yaml sets ``threads``: the convolutions on 96 px maps are small, and a batch of 16
+took 0.19 s on one thread vs 0.52 s on two with other work on the second core.
+
 Evaluation. Before every evaluation the BatchNorm statistics are re-estimated on fixed
 training batches (``detectors.recalibrate_batchnorm``: SSDlite's momentum 0.03 leaves
 them far behind the weights after a short training, and eval-mode mAP would read near 0);
@@ -103,8 +109,9 @@ def _canvas_tensors(d, seed: int) -> tuple[dict, dict]:
 
 def _voc_tensors(d) -> tuple[dict, dict]:
     """VOC images resized to ``image_size`` squares and kept JPEG-encoded (the whole set decoded would be ~3 GB)."""
-    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg, read_file
-    from torchvision.transforms.v2.functional import resize
+    import io
+
+    from PIL import Image
 
     from labflow.data import load_detection
 
@@ -120,8 +127,10 @@ def _voc_tensors(d) -> tuple[dict, dict]:
         difficult = torch.zeros(len(entries), m, dtype=torch.bool)
         encoded = []
         for i, e in enumerate(entries):
-            image = decode_jpeg(read_file(str(raw / "images" / f"{e['id']}.jpg")), mode=ImageReadMode.RGB)
-            encoded.append(encode_jpeg(resize(image, [s, s], antialias=True), quality=90))
+            with Image.open(raw / "images" / f"{e['id']}.jpg") as image:
+                buf = io.BytesIO()
+                image.convert("RGB").resize((s, s), Image.BILINEAR, reducing_gap=None).save(buf, "JPEG", quality=90)
+            encoded.append(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8))
             k = len(e["labels"])
             if k:
                 scale = torch.tensor([s / e["width"], s / e["height"]] * 2)
@@ -154,11 +163,17 @@ class DetectionSplit:
         if self._images is not None:
             x = self._images[idx]
         else:
-            from torchvision.io import decode_jpeg
-
-            o = self._offsets
-            x = torch.stack(decode_jpeg([self._jpeg[o[i]:o[i + 1]] for i in idx.tolist()]))
+            x = torch.stack([self._decode(i) for i in idx.tolist()])
         return x.float().div_(255).expand(-1, 3, -1, -1)
+
+    def _decode(self, i: int) -> torch.Tensor:
+        import io
+
+        from PIL import Image
+
+        data = self._jpeg[self._offsets[i]:self._offsets[i + 1]].numpy().tobytes()
+        with Image.open(io.BytesIO(data)) as image:
+            return torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
 
     def targets(self, idx: torch.Tensor, *, with_difficult: bool = True) -> list[dict[str, torch.Tensor]]:
         """torchvision's per-image targets: ``boxes`` (n, 4) xyxy pixels, ``labels`` 1..K (and ``iscrowd``)."""
@@ -228,7 +243,7 @@ def build_model(ctx: base.LabContext, variant: str, meta: dict):
 
     v = ctx.variant_cfg(variant)
     return seeded(lambda: build_detector(v.arch, len(meta["classes"]) + 1, meta["image_size"],
-                                         weights=ctx.cfg.train.weights, width=v.width), ctx.seed)
+                                         weights=ctx.cfg.train.weights, width=ctx.cfg.train.width), ctx.seed)
 
 
 def calibration_batches(train: DetectionSplit, batches: int, batch_size: int, device) -> list[torch.Tensor]:
@@ -270,6 +285,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     splits, meta = load_splits(ctx)
     train_split, val_split = splits["train"], splits["val"]
     device = ctx.device
+    base.small_model_threads(ctx)  # see the module docstring
     model = build_model(ctx, variant, meta).to(device)
     lr = v.lr or t.lr
     optimizer = make_optimizer(t, [p for p in model.parameters() if p.requires_grad], lr)
@@ -304,11 +320,11 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=t.epochs,
         evaluate=evaluate, final_metrics=final_metrics, callbacks=(flip,) if flip else (),
-        run_params={"arch": v.arch, "width": v.width, "weights": t.weights, "optimizer": t.optimizer, "lr": lr,
+        run_params={"arch": v.arch, "width": t.width, "weights": t.weights, "optimizer": t.optimizer, "lr": lr,
                     "batch_size": t.batch_size, "epochs": t.epochs, "flip": t.flip,
                     "bn_calibration_batches": t.bn_calibration_batches, "dataset": meta["dataset"],
                     "image_size": meta["image_size"], "parameters": count_parameters(model)},
-        model_info={"arch": v.arch, "width": v.width, "num_classes": len(meta["classes"]) + 1,
+        model_info={"arch": v.arch, "width": t.width, "weights": t.weights, "num_classes": len(meta["classes"]) + 1,
                     "image_size": meta["image_size"]},
     )
 
@@ -317,12 +333,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def load_model(ctx: base.LabContext, variant: str):
-    """A variant's trained detector as its train stage saved it (re-estimated BatchNorm statistics included)."""
+    """A variant's trained detector as its train stage saved it (re-estimated BatchNorm statistics included).
+
+    COCO-initialised models are rebuilt from torchvision's cached COCO weights first, for their exact structure.
+    """
     from labflow.labs.detectors import build_detector
 
     saved = torch.load(ctx.model_dir(variant) / "model.pt", map_location="cpu", weights_only=True)
     info = saved["info"]
-    model = build_detector(info["arch"], info["num_classes"], info["image_size"], width=info["width"])
+    model = build_detector(info["arch"], info["num_classes"], info["image_size"], weights=info["weights"],
+                           width=info["width"])
     model.load_state_dict(saved["state_dict"])
     return model.to(ctx.device).eval()
 
@@ -361,8 +381,15 @@ def detection_metrics(predictions: list[dict], targets: list[dict], classes: lis
     ids = sorted(present | {int(c) for p in predictions for c in p["labels"].tolist()})
     for label, name in enumerate(classes, start=1):
         column = precision[:, ids.index(label)] if label in ids and label in present else None
-        out[f"ap50_{name}"] = column.clamp(min=0).mean().item() if column is not None else -1.0
+        out[f"ap50_{metric_name(name)}"] = column.clamp(min=0).mean().item() if column is not None else -1.0
     return out
+
+
+def metric_name(class_name: str) -> str:
+    """A class name as a metric key: 'T-shirt/top' -> 't_shirt_top', 'Ankle boot' -> 'ankle_boot'."""
+    import re
+
+    return re.sub(r"[^0-9a-z]+", "_", class_name.lower()).strip("_")
 
 
 def seed_formula(predictions: list[dict], targets: list[dict], iou_threshold: float = 0.5) -> float:
@@ -382,6 +409,7 @@ def seed_formula(predictions: list[dict], targets: list[dict], iou_threshold: fl
 
 def evaluate(ctx: base.LabContext) -> None:
     results = base.variant_results(ctx)
+    base.small_model_threads(ctx)
     splits, meta = load_splits(ctx)
     test = splits["test"]  # the only split scored here: never the training images
     targets = test.targets(torch.arange(len(test)))
@@ -409,7 +437,8 @@ def evaluate(ctx: base.LabContext) -> None:
 def _figures(ctx, results, test, targets, predictions, classes, meta) -> dict:
     from labflow.plots import figures as figs
 
-    per_class = {variant: {name: r["metrics"][f"test_ap50_{name}"] for name in classes} for variant, r in results.items()}
+    per_class = {variant: {name: r["metrics"][f"test_ap50_{metric_name(name)}"] for name in classes}
+                 for variant, r in results.items()}
     e = ctx.cfg.evaluate
     return {
         "test_map": figs.grouped_bars(
