@@ -309,7 +309,7 @@ def test_evaluate_scores_the_test_split_and_reports_map_within_0_1(fake_repo, mo
     monkeypatch.setattr(lab, "load_model", lambda ctx, variant: oracle)
     for variant in ctx.cfg.variants:
         folder = ctx.results_dir(variant)
-        dvc_files.write_metrics(folder / "metrics.json", {"val_loss": 1.0, "train_seconds": 1.0})
+        dvc_files.write_metrics(folder / "metrics.json", {"val_loss": 1.0, "train_seconds": 1.0, "updates": 4})
         dvc_files.write_rows(folder / "history.csv", [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.0}])
         dvc_files.write_metrics(folder / "run.json", {"run_id": None})
     lab.evaluate(ctx)

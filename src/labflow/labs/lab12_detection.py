@@ -314,8 +314,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return row
 
     def final_metrics(m, result):
-        last = result.history[-1]
-        return {"val_loss": last["val_loss"], "bn_calibration_images": sum(len(b) for b in calibration)}
+        return {"val_loss": result.history[-1]["val_loss"], "parameters": count_parameters(m),
+                "bn_calibration_images": sum(len(b) for b in calibration)}
 
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=t.epochs,
@@ -424,8 +424,8 @@ def evaluate(ctx: base.LabContext) -> None:
         v, m = ctx.cfg.variants[variant], r["metrics"]
         table.append({"variant": variant, "arch": v.arch, "test_mAP@0.5": scores["map_50"],
                       "test_mAP@[.5:.95]": scores["map"], "test_mAR@100": scores["mar_100"],
-                      "course_formula (not a mAP)": seed_value, "val_loss": m["val_loss"],
-                      "train_seconds": m["train_seconds"]})
+                      "course_formula (not a mAP)": seed_value, "parameters": m.get("parameters", 0),
+                      "updates": m.get("updates", 0), "train_seconds": m["train_seconds"]})
     figures = _figures(ctx, results, test, targets, predictions, classes, meta)
     base.publish_comparison(ctx, results, table=table, figures=figures,
                             summary={"test_images": len(test), "test_objects": sum(len(t["labels"]) for t in targets)})
@@ -447,8 +447,11 @@ def _figures(ctx, results, test, targets, predictions, classes, meta) -> dict:
             ylabel="test mAP", title=f"COCO mAP on {len(test)} held-out test images ({meta['dataset']})"),
         "test_ap_per_class": figs.grouped_bars(per_class, ylabel="AP@0.5 (test)",
                                                title="average precision per class at IoU 0.5 (test split)"),
-        "val_loss": figs.curves(base.series(results, "epoch", "val_loss"), xlabel="epoch",
-                                ylabel="detection loss (validation)", title="validation loss per epoch"),
+        "losses": figs.panels(
+            {f"{variant}: epoch": {"train": (xs, ys), "validation": base.series(results, "epoch", "val_loss")[variant]}
+             for variant, (xs, ys) in base.series(results, "epoch", "train_loss").items()},
+            xlabel="epoch", ylabel="detection loss",
+            title="training and validation loss per epoch (each detector has its own loss: compare within a panel)"),
         "test_predictions": draw_predictions(test, targets, predictions, classes, n=e.draw_images,
                                              min_score=e.draw_score),
     }
