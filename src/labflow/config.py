@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROFILES = ("smoke", "quick", "full")
 Profile = Literal["smoke", "quick", "full"]
@@ -293,6 +293,53 @@ class Lab06Config(Strict):
     variants: dict[str, Lab06Variant] = Field(min_length=1)
 
 
+class Lab10Train(Strict):
+    """One optimizer (Adam), batch size and epoch count for every network: only the network differs."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    augment: AugmentConfig  # crop_padding 0 and flip false: no augmentation
+
+
+class Lab10Variant(Strict):
+    arch: Literal["simple_cnn", "vgg11", "vgg16", "resnet18"]
+    # Multiplies every channel count of VGG/ResNet (architectures.build); the course CNN has none.
+    width: float = Field(1.0, gt=0, le=4)
+
+    @model_validator(mode="after")
+    def _simple_cnn_has_no_width(self):
+        if self.arch == "simple_cnn" and self.width != 1.0:
+            raise ValueError(f"width {self.width}: the simple CNN has no width multiplier; use 1.0")
+        return self
+
+
+class Lab10Config(Strict):
+    data: ImageSplitConfig
+    train: Lab10Train
+    variants: dict[str, Lab10Variant] = Field(min_length=1)
+
+
+class Lab11Show(Strict):
+    """How much of each network the figures and statistics look at (lab 11 trains nothing)."""
+
+    images: int = Field(gt=0, le=16)  # test images whose feature maps are drawn
+    channels: int = Field(gt=0, le=32)  # feature maps drawn per layer and image
+    kernels: int = Field(gt=0, le=256)  # first-layer kernels drawn (at most the layer's filters)
+    stats_images: int = Field(gt=0)  # test images the activation statistics are taken over
+
+
+class Lab11Variant(Strict):
+    """A lab 10 network (the variant's name is lab 10's) and the layers whose feature maps are drawn."""
+
+    layers: tuple[str, ...] = Field(min_length=1, max_length=4)
+
+
+class Lab11Config(Strict):
+    show: Lab11Show
+    variants: dict[str, Lab11Variant] = Field(min_length=1)
+
+
 LAB_MODELS: dict[str, type[Strict]] = {
     "lab01": Lab01Config,
     "lab02": Lab02Config,
@@ -302,6 +349,8 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab08": Lab08Config,
     "lab04": Lab04Config,
     "lab06": Lab06Config,
+    "lab10": Lab10Config,
+    "lab11": Lab11Config,
 }
 
 
@@ -323,6 +372,18 @@ class Params(Strict):
     lab08: Lab08Config
     lab04: Lab04Config
     lab06: Lab06Config
+    lab10: Lab10Config
+    lab11: Lab11Config
+
+    @model_validator(mode="after")
+    def _lab11_reads_lab10_variants(self):
+        missing = [v for v in self.lab11.variants if v not in self.lab10.variants]
+        if missing:
+            raise ValueError(
+                f"lab11.variants.{missing[0]}: lab 11 looks at lab 10's trained networks, and lab10.variants "
+                f"has no '{missing[0]}' (it has: {', '.join(self.lab10.variants)})"
+            )
+        return self
 
     def lab(self, lab_id: str) -> Strict:
         try:
