@@ -10,8 +10,9 @@ Both networks are looked at in eval mode on lab 10's test split (the twin's batc
 hold their initial statistics, mean 0 and variance 1). Figures: the first layer's kernels,
 init above trained; the feature maps of two layers (params.yaml) for a few test images; and,
 per layer, the mean activation, the share of dead channels (a ReLU channel that is zero on
-every position of every image looked at) and the mean L2 norm of the kernels feeding it. The
-trained net's test accuracy is recomputed (and shown beside the one lab 10 reported).
+every position of every image looked at), the mean L2 norm of the kernels feeding it and how
+far training moved them (||W_trained - W_init|| / ||W_init||). The trained net's test accuracy
+is recomputed (and shown beside the one lab 10 reported).
 
 Lab 11 has one stage, ``lab11_evaluate``: its variants name the lab 10 variants it looks at
 (see ``labflow.labs.READS_FROM``), and its MLflow parent run has no child runs.
@@ -96,6 +97,13 @@ def kernel_norm(layers: list[nn.Module]) -> float:
     """Mean L2 norm of one output filter's weights, over every filter of ``layers``."""
     norms = torch.cat([m.weight.detach().flatten(1).norm(dim=1) for m in layers])
     return norms.mean().item()
+
+
+def kernel_change(init_layers: list[nn.Module], trained_layers: list[nn.Module]) -> float:
+    """How far training moved a layer's kernels: ||W_trained - W_init|| / ||W_init|| (Frobenius, all kernels)."""
+    moved = sum((t.weight.detach() - i.weight.detach()).pow(2).sum() for i, t in zip(init_layers, trained_layers))
+    start = sum(i.weight.detach().pow(2).sum() for i in init_layers)
+    return (moved / start).sqrt().item()
 
 
 @torch.no_grad()
@@ -230,13 +238,13 @@ def feature_maps_figure(inputs: np.ndarray, init_maps: torch.Tensor, trained_map
 
 
 def layer_stats_figure(rows: list[dict], variant: str):
-    """Mean activation, dead-channel share and kernel norm per layer, init beside trained."""
+    """Mean activation, dead-channel share and kernel norm per layer, init beside trained; how far kernels moved."""
     import matplotlib.pyplot as plt
 
     mine = [r for r in rows if r["variant"] == variant]
     layers = [r["layer"] for r in mine]
     x = np.arange(len(layers))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
     for ax, (key, label) in zip(axes, (("mean_activation", "mean activation"), ("dead_channels", "share of dead channels"),
                                        ("kernel_norm", "mean kernel L2 norm"))):
         ax.bar(x - 0.2, [r[f"{key}_init"] for r in mine], 0.4, label="init")
@@ -245,6 +253,10 @@ def layer_stats_figure(rows: list[dict], variant: str):
         ax.set(ylabel=label, title=label)
         ax.grid(axis="y", alpha=0.3)
         ax.legend()
+    axes[3].bar(x, [r["kernel_change"] for r in mine], 0.5, color="grey")
+    axes[3].set_xticks(x, layers)
+    axes[3].set(ylabel="||W_trained - W_init|| / ||W_init||", title="how far training moved the kernels")
+    axes[3].grid(axis="y", alpha=0.3)
     fig.suptitle(f"{variant}: per layer, on the test images, init vs trained")
     fig.tight_layout()
     return fig
@@ -265,11 +277,13 @@ def look_at(ctx: base.LabContext, variant: str, data: dict, meta: dict) -> tuple
 
     x_stats = x_test[: show.stats_images]
     before, after = activation_stats(init, arch, x_stats), activation_stats(trained, arch, x_stats)
+    feeding_init, feeding_trained = stat_points(init, arch), stat_points(trained, arch)
     rows = []
     for b, a in zip(before, after):
         row = {"variant": variant, "layer": b["layer"], "channels": b["channels"]}
         for key in ("mean_activation", "zero_share", "dead_channels", "kernel_norm"):
             row[f"{key}_init"], row[f"{key}_trained"] = b[key], a[key]
+        row["kernel_change"] = kernel_change(feeding_init[b["layer"]][1], feeding_trained[b["layer"]][1])
         rows.append(row)
     for phase, stats in (("init", before), ("trained", after)):
         dead = sum(s["dead_channels"] * s["channels"] for s in stats) / sum(s["channels"] for s in stats)
