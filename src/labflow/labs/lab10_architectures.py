@@ -127,6 +127,10 @@ def _labelled_points(points: dict[str, tuple[float, float]], *, xlabel: str, yla
     return fig
 
 
+def _label(row: dict) -> str:
+    return row["variant"] if row["arch"] == "simple_cnn" else f"{row['variant']} ({row['arch']}, width {row['width']:g})"
+
+
 def evaluate(ctx: base.LabContext) -> None:
     from labflow.plots import figures as figs
 
@@ -153,7 +157,7 @@ def evaluate(ctx: base.LabContext) -> None:
                                               xlabel="training seconds (evaluation excluded)", ylabel="test accuracy",
                                               title="test accuracy against training time (one point per epoch)"),
         "accuracy_vs_parameters": _labelled_points(
-            {r["variant"]: (r["parameters"], r["test_acc"]) for r in table}, xlabel="parameters (log scale)",
+            {_label(r): (r["parameters"], r["test_acc"]) for r in table}, xlabel="parameters (log scale)",
             ylabel="test accuracy", title=f"test accuracy after {epochs} epochs against parameter count", logx=True),
         "train_loss": figs.curves(base.series(results, "epoch", "train_loss"), xlabel="epoch",
                                   ylabel="mean training loss of the epoch", title=f"training loss per epoch ({data_name})"),

@@ -160,9 +160,9 @@ def feature_maps(model: nn.Module, arch: str, layers: tuple[str, ...], x: torch.
     maps, handles = {}, []
     for name in layers:
         handles.append(named[name].register_forward_hook(
-            lambda _m, _i, out, name=name: maps.__setitem__(name, out.detach().clone())))
+            lambda _m, _i, out, name=name: maps.__setitem__(name, out.detach().cpu().clone())))
     try:
-        model(x)
+        model(x.to(next(model.parameters()).device))
     finally:
         for h in handles:
             h.remove()
@@ -172,7 +172,7 @@ def feature_maps(model: nn.Module, arch: str, layers: tuple[str, ...], x: torch.
 def first_kernels(model: nn.Module, arch: str) -> torch.Tensor:
     from labflow.labs.architectures import feature_layers
 
-    return feature_layers(model, arch)["conv1"].weight.detach().clone()
+    return feature_layers(model, arch)["conv1"].weight.detach().cpu().clone()
 
 
 def show_images(x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
@@ -269,6 +269,7 @@ def look_at(ctx: base.LabContext, variant: str, data: dict, meta: dict) -> tuple
     """One lab 10 network: its metrics, per-layer rows and figures."""
     show, layers = ctx.cfg.show, ctx.cfg.variants[variant].layers
     trained, init, info = trained_and_init(variant, ctx.seed)
+    trained, init = trained.to(ctx.device), init.to(ctx.device)  # the full profile's networks are large
     arch, x_test, y_test = info["arch"], data["x_test"], data["y_test"]
     metrics = (classification_metrics(predict(trained, x_test, chunk=EVAL_CHUNK), y_test, "test")
                | classification_metrics(predict(init, x_test, chunk=EVAL_CHUNK), y_test, "init_test"))
