@@ -78,6 +78,14 @@ def test_shown_images_are_of_different_classes():
 def test_kernel_images_grey_and_colour():
     grey = lab._kernel_images(torch.randn(4, 1, 3, 3))
     colour = lab._kernel_images(torch.randn(4, 3, 3, 3))
-    assert grey.shape == (4, 3, 3) and colour.shape == (4, 3, 3, 3)
+    assert grey.shape == (4, 3, 3, 3) and colour.shape == (4, 3, 3, 3)
     assert colour.min() >= 0 and colour.max() <= 1
     assert np.allclose(colour.reshape(4, -1).min(1), 0) and np.allclose(colour.reshape(4, -1).max(1), 1)
+
+
+def test_mosaic_places_resized_tiles_on_white_padding():
+    black, grey = np.zeros((2, 2, 3)), np.full((4, 4, 3), 0.5)
+    sheet = lab.mosaic([[black, grey], [grey]], size=4, pad=1)
+    assert sheet.shape == (2 * 5 + 1, 2 * 5 + 1, 3)
+    assert (sheet[1:5, 1:5] == 0).all() and (sheet[1:5, 6:10] == 0.5).all() and (sheet[6:10, 1:5] == 0.5).all()
+    assert (sheet[0] == 1).all() and (sheet[:, 5] == 1).all() and (sheet[6:10, 6:10] == 1).all()  # padding, empty cell

@@ -191,50 +191,86 @@ def show_images(x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _kernel_images(kernels: torch.Tensor) -> np.ndarray:
-    """(O, C, k, k) kernels as images: 2-D for one input channel, RGB scaled to [0, 1] per kernel for three."""
+    """(O, C, k, k) kernels as RGB tiles (O, k, k, 3), each to its own scale: one input channel in a
+    diverging map (red > 0 > blue, white = 0), three channels as colours scaled to [0, 1] (the course's way)."""
+    from matplotlib import colormaps
+
     if kernels.shape[1] == 1:
-        return kernels[:, 0].numpy()
+        k = kernels[:, 0]
+        lim = k.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1)
+        return colormaps["RdBu_r"](((k / lim + 1) / 2).numpy())[..., :3]
     k = kernels[:, :3]
     lo = k.flatten(1).amin(1).view(-1, 1, 1, 1)
     hi = k.flatten(1).amax(1).view(-1, 1, 1, 1)
     return ((k - lo) / (hi - lo).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
 
 
-def kernels_figure(init: torch.Tensor, trained: torch.Tensor, n: int, variant: str):
-    from labflow.plots import figures as figs
+def _map_tile(a: np.ndarray) -> np.ndarray:
+    """A 2-D feature map as an RGB tile in viridis, scaled to its own range (as the course drew them)."""
+    from matplotlib import colormaps
 
-    n = min(n, len(init))
-    images = np.concatenate([_kernel_images(init[:n]), _kernel_images(trained[:n])])
-    titles = [f"init {i}" for i in range(n)] + [f"trained {i}" for i in range(n)]
-    grey = init.shape[1] == 1
-    return figs.image_grid(images, titles, cols=min(n, 16), symmetric=grey,
-                           title=f"{variant}: first-layer kernels, init (top) vs trained (bottom)"
-                                 + (" (red > 0 > blue, each to its own scale)" if grey else " (RGB, each to its own scale)"))
+    span = a.max() - a.min()
+    return colormaps["viridis"]((a - a.min()) / span if span > 0 else np.zeros_like(a))[..., :3]
+
+
+def _image_tile(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
+
+
+def mosaic(grid: list[list[np.ndarray]], size: int, pad: int = 2) -> np.ndarray:
+    """RGB tiles (h, w, 3) laid out row by row on a white sheet, each resized to ``size`` px (nearest)."""
+    rows, cols = len(grid), max(len(r) for r in grid)
+    sheet = np.ones((rows * (size + pad) + pad, cols * (size + pad) + pad, 3))
+    for i, row in enumerate(grid):
+        for j, tile in enumerate(row):
+            h, w = tile.shape[:2]
+            resized = tile[np.arange(size) * h // size][:, np.arange(size) * w // size]
+            top, left = pad + i * (size + pad), pad + j * (size + pad)
+            sheet[top:top + size, left:left + size] = resized
+    return sheet
+
+
+def _mosaic_figure(sheet: np.ndarray, size: int, pad: int, col_labels, row_labels, title: str, inches: float):
+    """One image (fast to draw, unlike one axes per tile) with a label per tile row and column."""
+    import matplotlib.pyplot as plt
+
+    height, width = sheet.shape[:2]
+    fig, ax = plt.subplots(figsize=(inches * width / size / 1.1 + 1.2, inches * height / size / 1.1 + 0.8))
+    ax.imshow(sheet, interpolation="nearest")
+    centre = lambda k: pad + k * (size + pad) + size / 2  # noqa: E731
+    ax.set_xticks([centre(k) for k in range(len(col_labels))], col_labels, fontsize=8)
+    ax.set_yticks([centre(k) for k in range(len(row_labels))], row_labels, fontsize=8)
+    ax.tick_params(length=0, labeltop=True, labelbottom=False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def kernels_figure(init: torch.Tensor, trained: torch.Tensor, n: int, variant: str):
+    """The first ``n`` first-layer kernels, init (top row) above trained (bottom row)."""
+    n, size, pad = min(n, len(init)), 30, 3
+    sheet = mosaic([list(_kernel_images(init[:n])), list(_kernel_images(trained[:n]))], size, pad)
+    colours = "red > 0 > blue" if init.shape[1] == 1 else "RGB"
+    return _mosaic_figure(sheet, size, pad, [str(k) for k in range(n)], ["init", "trained"],
+                          f"{variant}: first-layer kernels ({colours}, each to its own scale)", inches=0.7)
 
 
 def feature_maps_figure(inputs: np.ndarray, init_maps: torch.Tensor, trained_maps: torch.Tensor,
                         channels: int, variant: str, layer: str):
     """Rows: each image, init then trained; columns: the input, then the first ``channels`` maps."""
-    import matplotlib.pyplot as plt
-
     channels = min(channels, init_maps.shape[1])
-    n = len(inputs)
-    fig, axes = plt.subplots(2 * n, channels + 1, figsize=(1.15 * (channels + 1), 1.2 * 2 * n + 0.6), squeeze=False)
-    for i in range(n):
-        for row, (kind, maps) in enumerate((("init", init_maps), ("trained", trained_maps))):
-            r = 2 * i + row
-            axes[r, 0].imshow(inputs[i], cmap="gray" if inputs[i].ndim == 2 else None)
-            axes[r, 0].set_ylabel(kind, fontsize=8)
-            for c in range(channels):
-                axes[r, c + 1].imshow(maps[i, c].numpy(), cmap="viridis")
-                if r == 0:
-                    axes[r, c + 1].set_title(f"ch {c}", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{variant}: feature maps of {layer}, init vs trained (each map to its own scale)")
-    fig.tight_layout()
-    return fig
+    size = max(inputs.shape[1], init_maps.shape[-1])
+    grid, labels = [], []
+    for i in range(len(inputs)):
+        for kind, maps in (("init", init_maps), ("trained", trained_maps)):
+            grid.append([_image_tile(inputs[i])] + [_map_tile(maps[i, c].numpy()) for c in range(channels)])
+            labels.append(f"image {i}: {kind}")
+    side = init_maps.shape[-1]
+    return _mosaic_figure(mosaic(grid, size, 2), size, 2, ["input"] + [f"ch {c}" for c in range(channels)], labels,
+                          f"{variant}: feature maps of {layer} ({side}x{side} px), init vs trained (each to its own scale)",
+                          inches=1.0)
 
 
 def layer_stats_figure(rows: list[dict], variant: str):
