@@ -283,8 +283,10 @@ def layer_stats_figure(rows: list[dict], variant: str):
     fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
     for ax, (key, label) in zip(axes, (("mean_activation", "mean activation"), ("dead_channels", "share of dead channels"),
                                        ("kernel_norm", "mean kernel L2 norm"))):
-        ax.bar(x - 0.2, [r[f"{key}_init"] for r in mine], 0.4, label="init")
-        ax.bar(x + 0.2, [r[f"{key}_trained"] for r in mine], 0.4, label="trained")
+        values = [r[f"{key}_init"] for r in mine] + [r[f"{key}_trained"] for r in mine]
+        ax.bar(x - 0.2, values[:len(mine)], 0.4, label="init")
+        ax.bar(x + 0.2, values[len(mine):], 0.4, label="trained")
+        ax.set_ylim(0, max(max(values) * 1.15, 0.05))  # all non-negative; an all-zero panel still reads as 0
         ax.set_xticks(x, layers)
         ax.set(ylabel=label, title=label)
         ax.grid(axis="y", alpha=0.3)
