@@ -2,9 +2,10 @@
 
 The course drew the kernels and feature maps of a CNN it never trained (loading the
 weights was commented out), so what it showed was random initialisation. Here the trained
-network is lab 10's ResNet18 (a DVC dependency: ``models/lab10/resnet18/model.pt``), and its
-untrained twin is rebuilt from the same ``info`` and the same seed, which gives exactly the
-weights lab 10 started from (``lab10_architectures.build_model``). Nothing is trained here.
+networks are lab 10's (params.yaml: ResNet18 and the simple CNN; DVC dependencies
+``models/lab10/<variant>/model.pt``), and each one's untrained twin is rebuilt from the same
+``info`` and the same seed, which gives exactly the weights lab 10 started from
+(``lab10_architectures.build_model``). Nothing is trained here.
 
 Both networks are looked at in eval mode on lab 10's test split (the twin's batch-norm layers
 hold their initial statistics, mean 0 and variance 1). Figures: the first layer's kernels,
