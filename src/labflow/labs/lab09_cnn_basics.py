@@ -284,8 +284,7 @@ def evaluate(ctx: base.LabContext) -> None:
                                    ylabel="test accuracy", title=f"test accuracy on the same {len(y_test)} test images"),
         "val_accuracy": figs.curves(val_curves, xlabel="epoch", ylabel="validation accuracy",
                                     title="validation accuracy per epoch (same split, batches and optimizer)"),
-        "per_class_accuracy": figs.grouped_bars({n: dict(zip(classes, map(float, a))) for n, a in per_class.items()},
-                                                ylabel="test accuracy", title="test accuracy per digit", fmt="{:.2f}"),
+        "per_class_accuracy": _per_class_figure(per_class, classes),
     }
     for name, cm in cms.items():
         figures[f"confusion_matrix_{name}"] = figs.confusion(cm, classes, title=f"{name}: test confusion matrix")
@@ -293,6 +292,19 @@ def evaluate(ctx: base.LabContext) -> None:
     if (preds[first] != data["y_test"]).any():
         figures[f"mistakes_{first}"] = _mistakes(data, meta, preds[first], first)
     base.publish_comparison(ctx, results, table=table, figures=figures, summary=summary)
+
+
+def _per_class_figure(per_class: dict, classes: list[str]):
+    from labflow.plots import figures as figs
+
+    fig = figs.grouped_bars({n: dict(zip(classes, map(float, a))) for n, a in per_class.items()},
+                            ylabel="test accuracy", title="test accuracy per digit (y axis cut: the bars differ near 1)",
+                            fmt="{:.2f}")
+    lowest = min(float(a.min()) for a in per_class.values())
+    fig.axes[0].set_ylim(max(0.0, lowest - 0.05), 1.01)
+    fig.axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(per_class), fontsize=8)
+    fig.set_size_inches(12, 4)
+    return fig
 
 
 def _mistakes(data, meta, pred: torch.Tensor, name: str, limit: int = 24):

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _filter_panel(fig, spec, filters: np.ndarray, title: str, cols: int) -> None:
+def _filter_panel(fig, spec, filters: np.ndarray, title: str, cols: int, labels: Sequence[str]) -> None:
     rows = int(np.ceil(len(filters) / cols))
     grid = spec.subgridspec(rows + 1, cols, height_ratios=[0.35] + [1] * rows)
     head = fig.add_subplot(grid[0, :])
@@ -32,21 +32,34 @@ def _filter_panel(fig, spec, filters: np.ndarray, title: str, cols: int) -> None
             continue
         lim = float(np.abs(filters[k]).max()) or 1.0
         ax.imshow(filters[k], cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(str(k), fontsize=6, pad=1)
+        ax.set_title(labels[k], fontsize=6, pad=1)
 
 
 def filters_before_after(before: np.ndarray, after: np.ndarray, *, title: str, cols: int = 4):
-    """Two grids of (n, k, k) kernels side by side: at initialisation and after training."""
+    """Two grids of (n, k, k) kernels side by side: at initialisation and after training.
+
+    Each trained filter is labelled with how far it moved (``relative_change``): with few
+    updates the trained filters still resemble their random start, and the label says so.
+    """
     before, after = np.asarray(before), np.asarray(after)
     if before.shape != after.shape or before.ndim != 3:
         raise ValueError(f"expected two (n, k, k) arrays of one shape, got {before.shape} and {after.shape}")
     rows = int(np.ceil(len(before) / cols))
+    change = relative_change(before, after)
     fig = plt.figure(figsize=(2 * 1.05 * cols + 0.6, 1.1 * rows + 0.9))
     outer = fig.add_gridspec(1, 2, wspace=0.15)
-    _filter_panel(fig, outer[0], before, "before training (initial weights)", cols)
-    _filter_panel(fig, outer[1], after, "after training", cols)
+    _filter_panel(fig, outer[0], before, "before training (initial weights)", cols, [str(k) for k in range(len(before))])
+    _filter_panel(fig, outer[1], after, f"after training (mean change {change.mean():.0%})", cols,
+                  [f"{k}: moved {c:.0%}" for k, c in enumerate(change)])
     fig.suptitle(title)
     return fig
+
+
+def relative_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Per filter: how far training moved it, as a share of its initial size (||after - before|| / ||before||)."""
+    before, after = np.asarray(before, float), np.asarray(after, float)
+    axes = tuple(range(1, before.ndim))
+    return np.linalg.norm(after - before, axis=axes) / np.maximum(np.linalg.norm(before, axis=axes), 1e-12)
 
 
 def top_channels(maps: np.ndarray, k: int) -> np.ndarray:
