@@ -1,9 +1,10 @@
 """Lab 09: the course's small CNN on digits, beside lab 01's MLP on the same split.
 
 The course's CNN: conv 16 (3x3) -> ReLU -> maxpool -> conv 32 -> ReLU -> maxpool -> fc 128
--> logits (``cnn.course_cnn`` with ``channels=(16, 32)``); ``cnn_batch_norm`` adds BatchNorm
-after each convolution and the hidden layer (same initial conv/linear weights: BatchNorm
-draws no random numbers).
+-> logits (``cnn.course_cnn`` with ``channels=(16, 32)``). Variants: ``cnn`` at lab 01's
+Adam lr 0.001 and ``cnn_course_lr`` at the course's lr 0.01, from the same initial weights
+(a variant may also set ``batch_norm``: BatchNorm draws no random numbers, so the conv and
+linear weights stay the same).
 
 The comparison partner is lab 01's MLP, which is not retrained here. To make that a fair
 comparison:
@@ -262,17 +263,21 @@ def evaluate(ctx: base.LabContext) -> None:
     recomputed = float(np.trace(cms[BASELINE]) / len(y_test))
     check_same_split(baseline["metrics"]["test_acc"], recomputed, len(y_test))
 
-    def row(name, lab, model, parameters, m):
+    def row(name, lab, model, lr, parameters, m):
         worst = int(np.argmin(per_class[name]))
-        return {"variant": name, "lab": lab, "model": model, "parameters": parameters,
+        return {"variant": name, "lab": lab, "model": model, "lr": lr, "parameters": parameters,
                 "test_acc": m["test_acc"], "test_loss": m["test_loss"], "val_acc": m["val_acc"],
                 "worst_digit": classes[worst], "worst_digit_acc": float(per_class[name][worst]),
                 "epochs": m["epochs_run"], "train_seconds": m["train_seconds"]}
 
-    table = [row(v, LAB_ID, "CNN" + (" + BN" if ctx.cfg.variants[v].batch_norm else ""), r["metrics"]["parameters"], r["metrics"])
+    c1, c2 = ctx.cfg.train.channels
+    cnn_name = f"CNN conv {c1}-{c2}, fc {ctx.cfg.train.hidden}"
+    table = [row(v, LAB_ID, cnn_name + (" + BN" if ctx.cfg.variants[v].batch_norm else ""),
+                 ctx.cfg.variants[v].lr or ctx.cfg.train.lr, r["metrics"]["parameters"], r["metrics"])
              for v, r in results.items()]
     mlp_shape = "-".join(str(n) for n in (baseline["info"]["in"], *baseline["info"]["hidden"], baseline["info"]["out"]))
-    table.append(row(BASELINE, f"{BASELINE_LAB} (read, not retrained)", f"MLP {mlp_shape}", baseline["parameters"],
+    table.append(row(BASELINE, f"{BASELINE_LAB} (read, not retrained)", f"MLP {mlp_shape}", baseline["info"].get("lr"),
+                     baseline["parameters"],
                      baseline["metrics"]))
     summary = {
         BASELINE: {**baseline["metrics"], "parameters": baseline["parameters"], "test_acc_recomputed": recomputed},
