@@ -309,7 +309,8 @@ class Lab13Backbone(Strict):
 class Lab13Train(Strict):
     epochs: int = Field(gt=0)  # every variant's whole budget, both phases together
     batch_size: int = Field(gt=0)
-    lr: float = Field(gt=0)  # the new head's learning rate (every layer's when a variant has no backbone_lr)
+    lr: float = Field(gt=0)  # the new head's learning rate
+    backbone_lr: float = Field(gt=0)  # the trained backbone stages' learning rate (a variant may override it)
 
 
 # The ResNet's stages in forward order; a variant names the ones it trains besides the head.
@@ -320,14 +321,14 @@ class Lab13Variant(Strict):
     """What a variant starts from and trains.
 
     Phase 1 (``warmup_epochs`` epochs) trains the head only; phase 2 (the remaining
-    epochs) also trains the stages in ``unfreeze`` at ``backbone_lr``. With
+    epochs) also trains the stages in ``unfreeze`` at the backbone learning rate. With
     ``warmup_epochs: 0`` there is one phase that trains ``unfreeze`` and the head from the start.
     """
 
     pretrained: bool  # start from the source backbone's weights (false: the same net, seeded random weights)
     unfreeze: tuple[Literal["stem", "layer1", "layer2", "layer3", "layer4"], ...] = ()
     warmup_epochs: int = Field(0, ge=0)
-    backbone_lr: float | None = Field(None, gt=0)  # lr of the unfrozen stages (null: train.lr)
+    backbone_lr: float | None = Field(None, gt=0)  # lr of the unfrozen stages (null: train.backbone_lr)
 
     @model_validator(mode="after")
     def _phases_make_sense(self):
