@@ -264,3 +264,47 @@ def test_imagenet_source_needs_the_full_profiles_weights(lab13_repo, monkeypatch
     ctx = LabContext("lab13", params.model_copy(update={"lab13": section}), progress=False)
     with pytest.raises(DataError, match="no ImageNet-pretrained weights are available offline"):
         lab.source_info(ctx)
+
+
+def test_full_profile_path_imagenet_weights_to_flower_images(tmp_path, monkeypatch, raw_params):
+    """The full profile's code path on fixture files: ImageNet-layout ResNet18 weights, RGB 'flowers'."""
+    import numpy as np
+    from torchvision.models import resnet18
+
+    from labflow.data.datasets import FLOWERS_CLASSES, WEIGHTS, _save_images
+    from labflow.data.manifest import write_manifest
+    from labflow.labs.base import LabContext
+    from labflow.labs.tensors import load_processed
+
+    root = tmp_path / "repo"
+    params = copy.deepcopy({**raw_params, "profile": "full", "tracking": {**raw_params["tracking"], "enabled": False}})
+    params["lab13"]["profiles"]["full"]["train"] |= {"epochs": 2, "batch_size": 8}
+    params["lab13"]["profiles"]["full"]["variants"] = {"partial": {"warmup_epochs": 1}}
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("LABFLOW_ROOT", str(root))
+    rng = np.random.default_rng(0)
+    flowers = root / "data" / "raw" / "flowers"
+    flowers.mkdir(parents=True)
+    extra = _save_images(flowers, rng.integers(0, 255, (20, 32, 32, 3)), np.arange(20) % 5,
+                         rng.integers(0, 255, (10, 32, 32, 3)), np.arange(10) % 5, list(FLOWERS_CLASSES),
+                         shape=(32, 32, 3))
+    write_manifest(flowers, extra | {"dataset": "flowers"})
+    weights = root / "data" / "raw" / "resnet18_imagenet"
+    weights.mkdir(parents=True)
+    torch.manual_seed(3)
+    imagenet = resnet18().state_dict()
+    torch.save(imagenet, weights / WEIGHTS)
+    write_manifest(weights, {"kind": "weights", "file": WEIGHTS})
+
+    ctx = LabContext("lab13", parse_params(params), progress=False)
+    lab.preprocess(ctx)
+    _, meta = load_processed(ctx.processed_dir)
+    assert meta["mean"] == pytest.approx(lab.IMAGENET_STATS[0]) and meta["dataset"] == "flowers"
+    result = lab.train(ctx, "partial")
+    assert result.metrics["phases"] == 2 and result.metrics["phase1_trainable_parameters"] == 512 * 5 + 5
+    saved = torch.load(root / "models" / "lab13" / "partial" / "model.pt", weights_only=True)
+    assert saved["info"]["arch"] == "resnet18_imagenet" and saved["info"]["n_classes"] == 5
+    assert torch.equal(saved["state_dict"]["layer1.0.conv1.weight"], imagenet["layer1.0.conv1.weight"])
+    assert not torch.equal(saved["state_dict"]["layer4.0.conv1.weight"], imagenet["layer4.0.conv1.weight"])
