@@ -301,7 +301,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn,
         epochs=t.epochs, evaluate=evaluate, final_metrics=final_metrics, callbacks=(phases,),
         run_params=s | {"source_model": info["path"], "parameters": count_parameters(model)},
-        model_info={**info["build"], "n_classes": n_classes, "transferred_from": info["source"]},
+        # architectures.build's arguments, as lab 10 saves them (build_net rebuilds either source's net).
+        model_info={**info["build"], "n_classes": n_classes},
     )
 
 
