@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 PROFILES = ("smoke", "quick", "full")
 Profile = Literal["smoke", "quick", "full"]
@@ -295,6 +295,32 @@ class Lab06Config(Strict):
     variants: dict[str, Lab06Variant] = Field(min_length=1)
 
 
+class Lab09Data(Strict):
+    """Lab 09 trains on another lab's split (its processed tensors, copied byte for byte), so
+    its comparison with that lab's model is on the same images. Only lab01 is wired in dvc.yaml."""
+
+    same_split_as: Literal["lab01"] = "lab01"
+
+
+class Lab09Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    channels: tuple[PositiveInt, PositiveInt] = (16, 32)  # output channels of the two 3x3 convolutions
+    hidden: int = Field(128, gt=0)  # the fully connected layer before the logits
+
+
+class Lab09Variant(Strict):
+    batch_norm: bool = False  # BatchNorm after each convolution and after the hidden layer
+    lr: float | None = Field(None, gt=0)  # None: train.lr
+
+
+class Lab09Config(Strict):
+    data: Lab09Data = Lab09Data()
+    train: Lab09Train
+    variants: dict[str, Lab09Variant] = Field(min_length=1)
+
+
 class Lab13Data(SplitConfig):
     # quick/smoke: MNIST-5k digits (offline); full: the flower photos (online).
     dataset: Literal["mnist", "flowers"] = "mnist"
@@ -363,6 +389,7 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab08": Lab08Config,
     "lab04": Lab04Config,
     "lab06": Lab06Config,
+    "lab09": Lab09Config,
     "lab13": Lab13Config,
 }
 
@@ -385,6 +412,7 @@ class Params(Strict):
     lab08: Lab08Config
     lab04: Lab04Config
     lab06: Lab06Config
+    lab09: Lab09Config
     lab13: Lab13Config
 
     def lab(self, lab_id: str) -> Strict:
