@@ -15,6 +15,7 @@ LABS: dict[str, str] = {
     "lab07": "labflow.labs.lab07_early_stopping",
     "lab08": "labflow.labs.lab08_imbalanced",
     "lab09": "labflow.labs.lab09_cnn_basics",
+    "lab13": "labflow.labs.lab13_transfer",
 }
 
 
