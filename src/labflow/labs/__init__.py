@@ -14,8 +14,10 @@ LABS: dict[str, str] = {
     "lab06": "labflow.labs.lab06_batchnorm_augment",
     "lab07": "labflow.labs.lab07_early_stopping",
     "lab08": "labflow.labs.lab08_imbalanced",
+    "lab09": "labflow.labs.lab09_cnn_basics",
     "lab10": "labflow.labs.lab10_architectures",
     "lab11": "labflow.labs.lab11_feature_maps",
+    "lab13": "labflow.labs.lab13_transfer",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,
