@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from labflow.config import PROFILES, ConfigError, apply_profile, load_params, parse_params
-from labflow.labs import LABS
+from labflow.labs import LABS, READS_FROM
+from labflow.labs import stages as lab_stages
 
 from conftest import REPO
 
@@ -78,13 +79,22 @@ def test_apply_profile_does_not_mutate_input(raw_params):
 
 
 def test_dvc_yaml_matches_params_and_registry(raw_params):
-    """Every lab has its stages, and the top-level plots name every variant in params.yaml."""
+    """Every lab has its stages (and no others), and the top-level plots name every variant in
+    params.yaml; a lab that trains nothing depends on every model and the data it reads."""
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     stages = dvc["stages"]
     plot_files = {f for plot in dvc["plots"] if isinstance(plot, dict) for spec in plot.values() for f in spec["y"]}
     for lab in LABS:
+        own = lab_stages(lab)
         for stage in ("preprocess", "train", "evaluate"):
-            assert f"{lab}_{stage}" in stages
-        assert stages[f"{lab}_train"]["foreach"] == "${%s.variants}" % lab
-        for variant in raw_params[lab]["variants"]:
-            assert any(f"results/{lab}/variants/{variant}/" in f for f in plot_files), (lab, variant)
+            assert (f"{lab}_{stage}" in stages) == (stage in own), (lab, stage)
+        if "train" in own:
+            assert stages[f"{lab}_train"]["foreach"] == "${%s.variants}" % lab
+            for variant in raw_params[lab]["variants"]:
+                assert any(f"results/{lab}/variants/{variant}/" in f for f in plot_files), (lab, variant)
+        else:
+            source, deps = READS_FROM[lab], stages[f"{lab}_evaluate"]["deps"]
+            assert f"data/processed/{source}" in deps
+            for variant in raw_params[lab]["variants"]:
+                assert f"models/{source}/{variant}/model.pt" in deps, (lab, variant)
+                assert variant in raw_params[source]["variants"], (lab, variant)

@@ -447,11 +447,13 @@ def test_failed_fetch_leaves_dest_untouched(server, tmp_path, monkeypatch):
 
 
 def test_unknown_names(tmp_path):
-    with pytest.raises(DataError, match="known data sets: cifar10, credit_default, fashion_mnist, house_prices, mnist, titanic, voc2007"):
+    known = ["cifar10", "credit_default", "fashion_mnist", "flowers", "house_prices", "mnist", "resnet18_imagenet",
+             "titanic", "voc2007"]
+    with pytest.raises(DataError, match="known data sets: " + ", ".join(known)):
         fetch("imagenet", "quick", OnlineSource(base_url="http://x"), tmp_path / "x")
     with pytest.raises(DataError, match="unknown profile"):
         fetch("mnist", "huge", OnlineSource(base_url="http://x"), tmp_path / "x")
-    assert known_datasets() == ["cifar10", "credit_default", "fashion_mnist", "house_prices", "mnist", "titanic", "voc2007"]
+    assert known_datasets() == known
 
 
 # --------------------------------------------------------------------------- cifar10
@@ -532,6 +534,110 @@ def test_cifar10_real_checksum_is_pinned():
     assert ds.CIFAR10.sha256 == "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
     assert ds.CIFAR10.url("https://www.cs.toronto.edu/~kriz/") == \
         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+# --------------------------------------------------------------------------- lab 13's full-profile sources
+
+
+def flowers_tgz(per_class: dict[str, int], size=(40, 30)) -> bytes:
+    """An archive laid out like TensorFlow's flower_photos.tgz: flower_photos/<class>/*.jpg + LICENSE.txt."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        members = {"flower_photos/LICENSE.txt": b"CC-BY 2.0"}
+        for cls, n in per_class.items():
+            for i in range(n):
+                img = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(img, "JPEG")
+                members[f"flower_photos/{cls}/{i}.jpg"] = img.getvalue()
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+def test_fetch_online_flowers(server, tmp_path, monkeypatch):
+    body = flowers_tgz({cls: 3 for cls in ds.FLOWERS_CLASSES})
+    server.serve("/example_images/flower_photos.tgz", body)
+    pin(monkeypatch, "flowers", {ds.FLOWERS.name: body})
+    dest = tmp_path / "raw" / "flowers"
+    m = fetch("flowers", "full", online(server, "/example_images/"), dest, progress=False, cache=tmp_path / "c")
+    assert m["classes"] == list(ds.FLOWERS_CLASSES) and m["n_train"] == 10 and m["n_test"] == 5
+    d = load_images(dest)
+    side = ds.FLOWERS_IMAGE_SIZE
+    assert d.x_train.shape == (10, side, side, 3) and d.x_train.dtype == np.uint8
+    assert np.bincount(d.y_test).tolist() == [1] * 5  # stratified: one of each class's three photos
+
+
+def test_flowers_archive_without_a_class_or_offline(server, tmp_path, monkeypatch):
+    body = flowers_tgz({cls: 2 for cls in ds.FLOWERS_CLASSES[:4]})  # no tulips/
+    server.serve("/f/flower_photos.tgz", body)
+    pin(monkeypatch, "flowers", {ds.FLOWERS.name: body})
+    with pytest.raises(DataError, match=r"no flower_photos/tulips/.*data\.flowers\.online\.base_url"):
+        fetch("flowers", "full", online(server, "/f/"), tmp_path / "fl", progress=False, cache=tmp_path / "c")
+    assert not (tmp_path / "fl").exists()
+    m = ds.mark_unavailable("flowers", "quick", tmp_path / "fl")
+    with pytest.raises(DataError, match="not used by the quick profile.*lab 13.*MNIST-5k"):
+        load_images(tmp_path / "fl")
+    assert m["kind"] == "unavailable"
+
+
+def test_real_flowers_and_weights_sources():
+    assert ds.FLOWERS.url("http://download.tensorflow.org/example_images/") == \
+        "http://download.tensorflow.org/example_images/flower_photos.tgz"
+    assert ds.FLOWERS.sha256 == "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c"
+    assert ds.RESNET18_IMAGENET.url("https://download.pytorch.org/models/") == \
+        "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    assert ds.RESNET18_IMAGENET.sha256 is None  # only its prefix is published: the user pins the rest
+
+
+@pytest.fixture(scope="module")
+def resnet18_weights() -> bytes:
+    """A real torchvision ResNet18 state dict (random weights), as bytes: what the weights file holds."""
+    import torch
+    from torchvision.models import resnet18
+
+    buf = io.BytesIO()
+    torch.save(resnet18().state_dict(), buf)
+    return buf.getvalue()
+
+
+def test_fetch_resnet18_weights_with_a_pinned_sha256(server, tmp_path, monkeypatch, resnet18_weights):
+    body = resnet18_weights
+    server.serve("/models/resnet18-f37072fd.pth", body)
+    monkeypatch.setattr(ds, "RESNET18_IMAGENET_PREFIX", sha(body)[:8])  # the fixture's own "published" prefix
+    dest = tmp_path / "w"
+    m = fetch("resnet18_imagenet", "full", pinned_online(server, sha(body), "/models/"), dest, progress=False,
+              cache=tmp_path / "c")
+    assert m["kind"] == "weights" and m["sha256"] == sha(body)
+    assert ds.load_weights(dest).read_bytes() == body
+
+
+def test_resnet18_weights_unpinned_wrong_prefix_or_not_a_resnet(server, tmp_path, monkeypatch, resnet18_weights):
+    server.serve("/models/resnet18-f37072fd.pth", resnet18_weights)
+    with pytest.raises(DataError) as err:
+        fetch("resnet18_imagenet", "full", pinned_online(server, None, "/models/"), tmp_path / "w", progress=False,
+              cache=tmp_path / "c")
+    assert "data.resnet18_imagenet.online.sha256 is not set" in str(err.value) and "f37072fd" in str(err.value)
+    assert server.hits == {}
+    # Pinned, but not torchvision's file: its sha256 lacks the published prefix.
+    with pytest.raises(DataError, match="does not start with f37072fd"):
+        fetch("resnet18_imagenet", "full", pinned_online(server, sha(resnet18_weights), "/models/"),
+              tmp_path / "w", progress=False, cache=tmp_path / "c")
+    # The right prefix, but not a ResNet18 state dict.
+    junk = b"not a weights file"
+    server.serve("/junk/resnet18-f37072fd.pth", junk)
+    monkeypatch.setattr(ds, "RESNET18_IMAGENET_PREFIX", sha(junk)[:8])
+    with pytest.raises(DataError, match="not a PyTorch weights file"):
+        fetch("resnet18_imagenet", "full", pinned_online(server, sha(junk), "/junk/"), tmp_path / "w",
+              progress=False, cache=tmp_path / "c2")
+    assert not (tmp_path / "w").exists()
+    ds.mark_unavailable("resnet18_imagenet", "quick", tmp_path / "w")
+    with pytest.raises(DataError, match="no ImageNet-pretrained weights are available offline"):
+        ds.load_weights(tmp_path / "w")
 
 
 def test_fashion_offline_missing_debian_package(tmp_path, monkeypatch):

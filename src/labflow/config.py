@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 PROFILES = ("smoke", "quick", "full")
 Profile = Literal["smoke", "quick", "full"]
@@ -84,6 +84,8 @@ class DataConfig(Strict):
     titanic: OfflineSources = OfflineSources()
     credit_default: PinnedSources
     cifar10: DatasetSources
+    flowers: DatasetSources  # full profile only (lab 13): TensorFlow's 5-class flower photos
+    resnet18_imagenet: PinnedSources  # full profile only (lab 13): torchvision's ImageNet ResNet18 weights
     voc2007: DatasetSources
 
 
@@ -294,6 +296,138 @@ class Lab06Config(Strict):
     variants: dict[str, Lab06Variant] = Field(min_length=1)
 
 
+class Lab09Data(Strict):
+    """Lab 09 trains on another lab's split (its processed tensors, copied byte for byte), so
+    its comparison with that lab's model is on the same images. Only lab01 is wired in dvc.yaml."""
+
+    same_split_as: Literal["lab01"] = "lab01"
+
+
+class Lab09Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    channels: tuple[PositiveInt, PositiveInt] = (16, 32)  # output channels of the two 3x3 convolutions
+    hidden: int = Field(128, gt=0)  # the fully connected layer before the logits
+
+
+class Lab09Variant(Strict):
+    batch_norm: bool = False  # BatchNorm after each convolution and after the hidden layer
+    lr: float | None = Field(None, gt=0)  # None: train.lr
+
+
+class Lab09Config(Strict):
+    data: Lab09Data = Lab09Data()
+    train: Lab09Train
+    variants: dict[str, Lab09Variant] = Field(min_length=1)
+
+
+class Lab13Data(SplitConfig):
+    # quick/smoke: MNIST-5k digits (offline); full: the flower photos (online).
+    dataset: Literal["mnist", "flowers"] = "mnist"
+
+
+class Lab13Backbone(Strict):
+    # lab10: lab 10's trained ResNet18 (models/lab10/resnet18/model.pt, a DVC dependency);
+    # imagenet: torchvision's ImageNet weights (data.resnet18_imagenet, full profile).
+    source: Literal["lab10", "imagenet"] = "lab10"
+
+
+class Lab13Train(Strict):
+    epochs: int = Field(gt=0)  # every variant's whole budget, both phases together
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)  # the new head's learning rate
+    backbone_lr: float = Field(gt=0)  # the trained backbone stages' learning rate (a variant may override it)
+
+
+# The ResNet's stages in forward order; a variant names the ones it trains besides the head.
+RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+
+class Lab13Variant(Strict):
+    """What a variant starts from and trains.
+
+    Phase 1 (``warmup_epochs`` epochs) trains the head only; phase 2 (the remaining
+    epochs) also trains the stages in ``unfreeze`` at the backbone learning rate. With
+    ``warmup_epochs: 0`` there is one phase that trains ``unfreeze`` and the head from the start.
+    """
+
+    pretrained: bool  # start from the source backbone's weights (false: the same net, seeded random weights)
+    unfreeze: tuple[Literal["stem", "layer1", "layer2", "layer3", "layer4"], ...] = ()
+    warmup_epochs: int = Field(0, ge=0)
+    backbone_lr: float | None = Field(None, gt=0)  # lr of the unfrozen stages (null: train.backbone_lr)
+
+    @model_validator(mode="after")
+    def _phases_make_sense(self):
+        if self.warmup_epochs and not self.unfreeze:
+            raise ValueError("warmup_epochs > 0 needs stages in `unfreeze` (nothing to unfreeze after the warm-up)")
+        if self.backbone_lr is not None and not self.unfreeze:
+            raise ValueError("backbone_lr is set but `unfreeze` is empty (no backbone stage trains)")
+        return self
+
+
+class Lab13Config(Strict):
+    data: Lab13Data
+    backbone: Lab13Backbone = Lab13Backbone()
+    train: Lab13Train
+    variants: dict[str, Lab13Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _warmup_within_budget(self):
+        for name, v in self.variants.items():
+            if v.warmup_epochs >= self.train.epochs:
+                raise ValueError(f"variants.{name}.warmup_epochs ({v.warmup_epochs}) must be below train.epochs "
+                                 f"({self.train.epochs}): phase 2 needs at least one epoch")
+        return self
+
+
+class Lab10Train(Strict):
+    """One optimizer (Adam), batch size and epoch count for every network: only the network differs."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    augment: AugmentConfig  # crop_padding 0 and flip false: no augmentation
+
+
+class Lab10Variant(Strict):
+    arch: Literal["simple_cnn", "vgg11", "vgg16", "resnet18"]
+    # Multiplies every channel count of VGG/ResNet (architectures.build); the course CNN has none.
+    width: float = Field(1.0, gt=0, le=4)
+
+    @model_validator(mode="after")
+    def _simple_cnn_has_no_width(self):
+        if self.arch == "simple_cnn" and self.width != 1.0:
+            raise ValueError(f"width {self.width}: the simple CNN has no width multiplier; use 1.0")
+        return self
+
+
+class Lab10Config(Strict):
+    data: ImageSplitConfig
+    train: Lab10Train
+    variants: dict[str, Lab10Variant] = Field(min_length=1)
+
+
+class Lab11Show(Strict):
+    """How much of each network the figures and statistics look at (lab 11 trains nothing)."""
+
+    images: int = Field(gt=0, le=16)  # test images whose feature maps are drawn
+    channels: int = Field(gt=0, le=32)  # feature maps drawn per layer and image
+    kernels: int = Field(gt=0, le=256)  # first-layer kernels drawn (at most the layer's filters)
+    stats_images: int = Field(gt=0)  # test images the activation statistics are taken over
+
+
+class Lab11Variant(Strict):
+    """A lab 10 network (the variant's name is lab 10's) and the layers whose feature maps are drawn."""
+
+    layers: tuple[str, ...] = Field(min_length=1, max_length=4)
+
+
+class Lab11Config(Strict):
+    show: Lab11Show
+    variants: dict[str, Lab11Variant] = Field(min_length=1)
+
+
 class CanvasConfig(Strict):
     """Lab 12's canvases: real objects pasted on a cluttered background (src/labflow/labs/canvases.py)."""
 
@@ -391,7 +525,11 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab08": Lab08Config,
     "lab04": Lab04Config,
     "lab06": Lab06Config,
+    "lab09": Lab09Config,
+    "lab10": Lab10Config,
+    "lab11": Lab11Config,
     "lab12": Lab12Config,
+    "lab13": Lab13Config,
 }
 
 
@@ -413,7 +551,21 @@ class Params(Strict):
     lab08: Lab08Config
     lab04: Lab04Config
     lab06: Lab06Config
+    lab09: Lab09Config
+    lab10: Lab10Config
+    lab11: Lab11Config
     lab12: Lab12Config
+    lab13: Lab13Config
+
+    @model_validator(mode="after")
+    def _lab11_reads_lab10_variants(self):
+        missing = [v for v in self.lab11.variants if v not in self.lab10.variants]
+        if missing:
+            raise ValueError(
+                f"lab11.variants.{missing[0]}: lab 11 looks at lab 10's trained networks, and lab10.variants "
+                f"has no '{missing[0]}' (it has: {', '.join(self.lab10.variants)})"
+            )
+        return self
 
     def lab(self, lab_id: str) -> Strict:
         try:

@@ -65,6 +65,8 @@ class RemoteFile:
     name: str
     sha256: str | None  # None: no published sha256; the user pins it in params.yaml (online.sha256)
     path: str | None = None
+    # For a file the user pins: how to check the copy they downloaded before pinning its sha256.
+    pin_hint: str = ""
 
     def url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/{self.path or self.name}"
@@ -73,7 +75,7 @@ class RemoteFile:
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    kind: str  # "images" or "table"
+    kind: str  # "images", "table" or "weights"
     offline: str | None  # where the smoke/quick profiles read it from, for the manifest; None: nowhere
     online_files: tuple[RemoteFile, ...]
     build_offline: Callable[[Path], dict] | None  # writes the raw format into a folder, returns manifest extra
@@ -131,8 +133,9 @@ CAL_HOUSING = RemoteFile("cal_housing.tgz", "aaa5c9a6afe2225cc2aed2723682ae40328
 # publishes only an MD5 for it (md5_checksum 178bcf9bb1f31a3dfe12d0e577884add, quoted alike
 # by several public projects); no sha256 could be verified from here, so the user pins the
 # sha256 in params.yaml (data.credit_default.online.sha256) and we check the MD5 as well.
-CREDITCARD = RemoteFile("creditcard.arff", None, "1673544/creditcard.arff")
 CREDITCARD_MD5 = "178bcf9bb1f31a3dfe12d0e577884add"
+CREDITCARD = RemoteFile("creditcard.arff", None, "1673544/creditcard.arff",
+                        pin_hint=f"for OpenML 1597: `md5sum` must print {CREDITCARD_MD5}")
 
 DIGITS = [str(i) for i in range(10)]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -253,6 +256,77 @@ def _cifar10_online(files: dict[str, Path], folder: Path) -> dict:
         x_test, y_test = _cifar_batch(batches / "test_batch")
     x_train, y_train = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
     return _save_images(folder, x_train, y_train, x_test, y_test, CIFAR10_CLASSES, shape=(32, 32, 3))
+
+
+# TensorFlow's flower photos (Creative Commons BY 2.0): 3,670 JPEGs in the five classes of the
+# course's lab 13 (daisy 633, dandelion 898, roses 641, sunflowers 699, tulips 799), one folder
+# each under flower_photos/. http://download.tensorflow.org/example_images/flower_photos.tgz,
+# 228,813,984 bytes; sha256 as pinned by TensorFlow Datasets (url_checksums/tf_flowers.txt) and
+# by several other projects that download the same archive.
+FLOWERS = RemoteFile("flower_photos.tgz", "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c")
+FLOWERS_CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+# Centre-cropped and resized once, here: 160 px keeps an ImageNet ResNet18 accurate while the
+# processed float tensors of 3,670 photos stay near 1 GB (224 px would double that).
+FLOWERS_IMAGE_SIZE = 160
+FLOWERS_TEST_FRACTION = 0.2  # the course's 80/20 split, stratified and fixed
+
+
+def _flowers_online(files: dict[str, Path], folder: Path) -> dict:
+    """The flower photos, centre-cropped to squares of FLOWERS_IMAGE_SIZE px, split 80/20 by class."""
+    from labflow.data.archive import safe_extract_tar
+    from labflow.data.folder import FolderSpec, build_from_folder
+
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+        safe_extract_tar(files[FLOWERS.name], tmp)
+        root = Path(tmp) / "flower_photos"
+        missing = [c for c in FLOWERS_CLASSES if not (root / c).is_dir()]
+        if missing:
+            raise DataError(f"{files[FLOWERS.name]} has no flower_photos/{missing[0]}/ folder; the mirror serves a "
+                            "different archive, check data.flowers.online.base_url.")
+        return build_from_folder(FolderSpec("flowers", FLOWERS_CLASSES), root, folder, image_size=FLOWERS_IMAGE_SIZE,
+                                 test_fraction=FLOWERS_TEST_FRACTION, key="data.flowers.online.base_url")
+
+
+# torchvision's ResNet18 ImageNet weights (ResNet18_Weights.IMAGENET1K_V1, top-1 69.76%):
+# https://download.pytorch.org/models/resnet18-f37072fd.pth. torchvision publishes only the first
+# 8 hex digits of the file's sha256 (in its name; torch.hub checks that prefix), so the user pins
+# the full sha256 in params.yaml (data.resnet18_imagenet.online.sha256) and the prefix is checked too.
+RESNET18_IMAGENET_PREFIX = "f37072fd"
+RESNET18_IMAGENET = RemoteFile(
+    f"resnet18-{RESNET18_IMAGENET_PREFIX}.pth", None,
+    pin_hint=f"torchvision names it after its sha256: `sha256sum` must print a hash starting with "
+             f"{RESNET18_IMAGENET_PREFIX}; `python -c \"import torchvision; torchvision.models.resnet18("
+             f"weights='IMAGENET1K_V1')\"` downloads and checks it into ~/.cache/torch/hub/checkpoints/",
+)
+WEIGHTS = "weights.pth"
+
+
+def _resnet18_imagenet_online(files: dict[str, Path], folder: Path) -> dict:
+    """The weights file, checked against torchvision's published hash prefix and its ResNet18's layout."""
+    import torch
+    from torchvision.models import resnet18
+
+    from labflow.data.download import sha256_file
+
+    path = files[RESNET18_IMAGENET.name]
+    digest = sha256_file(path)
+    if not digest.startswith(RESNET18_IMAGENET_PREFIX):
+        raise DataError(f"{path}: its sha256 {digest} does not start with {RESNET18_IMAGENET_PREFIX}, the prefix "
+                        f"torchvision publishes for {RESNET18_IMAGENET.name}: it matches "
+                        "data.resnet18_imagenet.online.sha256 but is not torchvision's file. Check that sha256 "
+                        "and data.resnet18_imagenet.online.base_url.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise DataError(f"{path}: not a PyTorch weights file ({err}); delete it and download it again.") from None
+    expected = {k: tuple(v.shape) for k, v in resnet18().state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    if got != expected:
+        raise DataError(f"{path}: not a torchvision ResNet18 state dict (keys or shapes differ); "
+                        "check data.resnet18_imagenet.online.base_url.")
+    shutil.copyfile(path, folder / WEIGHTS)
+    return {"kind": "weights", "arch": "resnet18", "weights": "IMAGENET1K_V1", "file": WEIGHTS,
+            "n_classes": 1000, "sha256": digest}
 
 
 # --------------------------------------------------------------------------- detection
@@ -495,6 +569,18 @@ DATASETS: dict[str, DatasetSpec] = {
         offline_missing="CIFAR-10 is not available offline; the quick and smoke profiles use Fashion-MNIST "
                         "instead (set `profile: full`, with internet, to download CIFAR-10)",
     ),
+    "flowers": DatasetSpec(
+        "flowers", "images", None, (FLOWERS,), None, _flowers_online,
+        offline_missing="the flower photos are not available offline; lab 13's quick and smoke profiles move "
+                        "lab 10's Fashion-MNIST ResNet18 to MNIST-5k digits instead (set `profile: full`, with "
+                        "internet, to download them)",
+    ),
+    "resnet18_imagenet": DatasetSpec(
+        "resnet18_imagenet", "weights", None, (RESNET18_IMAGENET,), None, _resnet18_imagenet_online,
+        offline_missing="no ImageNet-pretrained weights are available offline; lab 13's quick and smoke profiles "
+                        "start from lab 10's ResNet18 instead (set `profile: full`, with internet, and pin "
+                        "data.resnet18_imagenet.online.sha256)",
+    ),
     "voc2007": DatasetSpec(
         "voc2007", "detection", None, (VOC_TRAINVAL, VOC_TEST), None, _voc2007_online,
         offline_missing="Pascal VOC 2007 is not available offline; lab 12's quick and smoke profiles paste "
@@ -550,9 +636,8 @@ def _pinned_sha256(remote: RemoteFile, online, name: str) -> str:
         raise DataError(
             f"data.{name}.online.sha256 is not set in params.yaml. {remote.name} has no published sha256 "
             "that labflow could verify, so it will not download it unpinned. Download it once yourself "
-            f"({remote.url(online.base_url)}), check it (for OpenML 1597: `md5sum` must print "
-            f"{CREDITCARD_MD5}), then put the output of `sha256sum {remote.name}` in "
-            f"data.{name}.online.sha256 and rerun."
+            f"({remote.url(online.base_url)}), check it ({remote.pin_hint or 'against its publisher'}), "
+            f"then put the output of `sha256sum {remote.name}` in data.{name}.online.sha256 and rerun."
         )
     return sha256
 
@@ -634,6 +719,17 @@ def load_images(dest: str | os.PathLike) -> ImageData:
         raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not images; check the lab's data set name.")
     with np.load(dest / IMAGES) as z:
         return ImageData(z["x_train"], z["y_train"], z["x_test"], z["y_test"], list(manifest["classes"]))
+
+
+def load_weights(dest: str | os.PathLike) -> Path:
+    """The weights file fetched into ``dest`` (full profile), after checking its manifest."""
+    dest = Path(dest)
+    manifest = verify_manifest(dest)
+    if manifest.get("kind") == "unavailable":
+        raise DataError(f"{dest} holds no weights: {manifest.get('note')}.")
+    if manifest.get("kind") != "weights":
+        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not weights.")
+    return dest / manifest["file"]
 
 
 def load_detection(dest: str | os.PathLike) -> dict:

@@ -14,8 +14,27 @@ LABS: dict[str, str] = {
     "lab06": "labflow.labs.lab06_batchnorm_augment",
     "lab07": "labflow.labs.lab07_early_stopping",
     "lab08": "labflow.labs.lab08_imbalanced",
+    "lab09": "labflow.labs.lab09_cnn_basics",
+    "lab10": "labflow.labs.lab10_architectures",
+    "lab11": "labflow.labs.lab11_feature_maps",
     "lab12": "labflow.labs.lab12_detection",
+    "lab13": "labflow.labs.lab13_transfer",
 }
+
+# Labs that train nothing of their own: they look at the trained models of the lab named here,
+# on that lab's processed data. They have one stage, ``<lab>_evaluate`` (no preprocess or train
+# stage, no variant child runs): their variants name the other lab's variants they look at.
+READS_FROM: dict[str, str] = {"lab11": "lab10"}
+
+
+def stages(lab_id: str) -> tuple[str, ...]:
+    """The dvc.yaml stages of a lab: ``<lab>_<stage>`` for each name returned."""
+    return ("evaluate",) if lab_id in READS_FROM else ("preprocess", "train", "evaluate")
+
+
+def data_lab(lab_id: str) -> str:
+    """The lab whose processed data (and data set) ``lab_id`` uses: its own, or the one it reads from."""
+    return READS_FROM.get(lab_id, lab_id)
 
 
 def lab_module(lab_id: str) -> ModuleType:

@@ -22,11 +22,14 @@ def _stratified_take(y: np.ndarray, n: int | None, rng: np.random.Generator) -> 
     return rng.permutation(np.concatenate(picked))[:n]
 
 
-def prepare_image_splits(lab_id: str, dataset: str, split: SplitConfig, seed: int) -> dict:
+def prepare_image_splits(lab_id: str, dataset: str, split: SplitConfig, seed: int,
+                         stats: tuple[list[float], list[float]] | None = None) -> dict:
     """Subset and split a raw image data set, standardise with train statistics, save tensors.
 
     Train/val come from the data set's training part (stratified), test from its test part,
     so every lab that uses a data set evaluates on the same untouched test images.
+    ``stats`` (per-channel mean, std of pixels in 0-1) replaces the train statistics, for a
+    pretrained net that expects its own input normalisation (ImageNet's).
     """
     from labflow.data import load_images
 
@@ -45,8 +48,11 @@ def prepare_image_splits(lab_id: str, dataset: str, split: SplitConfig, seed: in
         return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)  # N,C,H,W
 
     x_train = to_tensor(data.x_train[train_idx])
-    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
-    std = x_train.std(dim=(0, 2, 3), keepdim=True)
+    if stats is None:
+        mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
+        std = x_train.std(dim=(0, 2, 3), keepdim=True)
+    else:
+        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in stats)
 
     def norm(x):
         return ((x - mean) / std).contiguous()
