@@ -210,3 +210,31 @@ def test_a_queued_experiment_runs_only_the_stages_its_change_touches(repo):
     child, parent = by_stage[("lab05", "train", "l2")], by_stage[("lab05", "evaluate", None)]
     assert child.data.params["weight_decay"] == "0.05"
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+
+
+def _stale_stages(repo: Path) -> set[str]:
+    return set(json.loads(sh(repo, "dvc", "status", "--json").stdout)) - {"preflight"}
+
+
+def test_a_lab10_variant_change_reruns_only_it_and_the_labs_that_read_it(repo):
+    """Lab 11 and lab 13 read lab 10's models as DVC dependencies: a change to the ResNet18
+    variant reaches them, a change to VGG (which nobody reads) stays in lab 10."""
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "lab10 baseline", check=False)
+    assert _stale_stages(repo) == set()
+    original = (repo / "params.yaml").read_text()
+    p = params(repo)
+    p["lab10"]["variants"]["resnet18"]["width"] = 0.5
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    try:
+        stale = _stale_stages(repo)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    # Every lab 13 variant builds lab 10's ResNet18 (scratch: its architecture, seeded afresh).
+    lab13_trains = {f"lab13_train@{v}" for v in p["lab13"]["variants"]}
+    assert {"lab10_train@resnet18", "lab11_evaluate"} | lab13_trains <= stale
+    assert not {"lab10_train@vgg", "lab10_train@simple_cnn", "lab09_train@cnn"} & stale
+    # A real experiment on the VGG variant: only it and lab 10's comparison run.
+    proc = sh(repo, "dvc", "exp", "run", "-S", "lab10.variants.vgg.width=0.5")
+    ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
+    assert ran == {"lab10_train@vgg", "lab10_evaluate"}, proc.stdout[-3000:]
