@@ -246,10 +246,10 @@ def build_model(ctx: base.LabContext, variant: str, meta: dict):
                                          weights=ctx.cfg.train.weights, width=ctx.cfg.train.width), ctx.seed)
 
 
-def calibration_batches(train: DetectionSplit, batches: int, batch_size: int, device) -> list[torch.Tensor]:
-    """The first ``batches`` x ``batch_size`` training images (fixed, unflipped): the same for every variant."""
+def calibration_batches(train: DetectionSplit, batches: int, batch_size: int) -> list[torch.Tensor]:
+    """Indices of the first ``batches`` x ``batch_size`` training images (fixed, unflipped): the same for every variant."""
     n = min(len(train), batches * batch_size)
-    return [train.images(idx).to(device) for idx in torch.arange(n).split(batch_size)]
+    return list(torch.arange(n).split(batch_size)) if n else []
 
 
 @torch.no_grad()
@@ -291,7 +291,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     optimizer = make_optimizer(t, [p for p in model.parameters() if p.requires_grad], lr)
     batches = TensorBatches(torch.arange(len(train_split)), batch_size=t.batch_size, seed=ctx.seed, drop_last=True)
     flip = BoxFlip(ctx.seed) if t.flip else None
-    calibration = calibration_batches(train_split, t.bn_calibration_batches, t.batch_size, device)
+    calibration = calibration_batches(train_split, t.bn_calibration_batches, t.batch_size)
     parts: dict[str, torch.Tensor] = {}
 
     def loss_fn(m, batch):
@@ -307,8 +307,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     def evaluate(m):
         row = {f"train_{k}_loss": (val / len(batches)).item() for k, val in parts.items()}
         parts.clear()
-        if calibration:
-            recalibrate_batchnorm(m, calibration)
+        if calibration:  # images decoded batch by batch: 50 batches of VOC images would not fit a GPU at once
+            recalibrate_batchnorm(m, (train_split.images(idx).to(device) for idx in calibration))
         val = split_loss(m, val_split, device)
         row |= {f"val_{k}_loss": x for k, x in val.items()} | {"val_loss": sum(val.values())}
         return row
