@@ -18,8 +18,9 @@ Faster R-CNN is left out: from scratch it costs 12-14 s per batch of 16 here.
 Speed on a CPU (``detectors.py``): the images keep their 96 px (SSDlite's own transform
 would resize them to 320 px), the networks run in ``channels_last`` layout (the default
 layout's depthwise-convolution backward pass is ~50x slower), and on one CPU thread unless
-params.yaml sets ``threads``: the convolutions on 96 px maps are small, and a batch of 16
-took 0.19 s on one thread vs 0.52 s on two with other work on the second core.
+params.yaml sets ``threads``: the convolutions on 96 px maps are small; a batch of 16 took
+0.19 s on one thread, 0.16 s on two with the machine nearly idle, 0.52 s on two with other work
+on the second core.
 
 Evaluation. Before every evaluation the BatchNorm statistics are re-estimated on fixed
 training batches (``detectors.recalibrate_batchnorm``: SSDlite's momentum 0.03 leaves
