@@ -200,7 +200,8 @@ def test_box_flip_mirrors_images_with_their_boxes_and_resumes():
             continue
         mirrored += 1
         assert torch.equal(out[i], images[i].flip(-1))
-        for (x0, y0, x1, y1), (a0, _, a1, _) in zip(out_t[i]["boxes"].int().tolist(), targets[i]["boxes"].int().tolist()):
+        pairs = zip(out_t[i]["boxes"].int().tolist(), targets[i]["boxes"].int().tolist())
+        for (x0, y0, x1, y1), (a0, _, a1, _) in pairs:
             assert (x0, x1) == (96 - a1, 96 - a0)
             assert torch.equal(out[i][0, y0:y1, x0:x1], images[i][0, y0:y1, a0:a1].flip(-1))
     assert 3 <= mirrored <= 13

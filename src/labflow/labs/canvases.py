@@ -37,7 +37,7 @@ class CanvasSpec:
 
 @dataclass
 class Canvases:
-    """``images`` uint8 (N, S, S); ``boxes`` float32 (N, M, 4) xyxy in pixels; ``labels`` int64 (N, M), 0 = no object."""
+    """``images`` uint8 (N, S, S); ``boxes`` float32 (N, M, 4) xyxy pixels; ``labels`` int64 (N, M), 0 = no object."""
 
     images: np.ndarray
     boxes: np.ndarray

@@ -248,7 +248,7 @@ def build_model(ctx: base.LabContext, variant: str, meta: dict):
 
 
 def calibration_batches(train: DetectionSplit, batches: int, batch_size: int) -> list[torch.Tensor]:
-    """Indices of the first ``batches`` x ``batch_size`` training images (fixed, unflipped): the same for every variant."""
+    """Indices of the first ``batches`` x ``batch_size`` training images (fixed, unflipped): alike for every variant."""
     n = min(len(train), batches * batch_size)
     return list(torch.arange(n).split(batch_size)) if n else []
 
@@ -265,7 +265,8 @@ def split_loss(model, split: DetectionSplit, device, chunk: int = EVAL_CHUNK) ->
             m.eval()  # ...but nothing may update statistics or drop units here
     sums: dict[str, float] = {}
     for idx in split.chunks(chunk):
-        parts = detection_loss(model, split.images(idx).to(device), _to(split.targets(idx, with_difficult=False), device))
+        targets = _to(split.targets(idx, with_difficult=False), device)
+        parts = detection_loss(model, split.images(idx).to(device), targets)
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
     model.train(was_training)
@@ -460,7 +461,7 @@ def _figures(ctx, results, test, targets, predictions, classes, meta) -> dict:
 
 def draw_predictions(split: DetectionSplit, targets: list[dict], predictions: dict[str, list[dict]],
                      classes: list[str], *, n: int, min_score: float):
-    """Rows: the ground truth, then each variant's detections (score >= ``min_score``) on the first ``n`` test images."""
+    """Rows: the ground truth, then each variant's detections (score >= ``min_score``), on the first ``n`` images."""
     import matplotlib.pyplot as plt
 
     n = min(n, len(split))
