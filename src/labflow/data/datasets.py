@@ -709,14 +709,20 @@ def mark_unavailable(name: str, profile: str, dest: str | os.PathLike, reason: s
 # --------------------------------------------------------------------------- loading
 
 
-def load_images(dest: str | os.PathLike) -> ImageData:
-    """The image data set fetched into ``dest``, after checking its manifest."""
-    dest = Path(dest)
+def _manifest_of_kind(dest: Path, kind: str) -> dict:
+    """``dest``'s verified manifest; one clear error if it is a marker or another kind of data."""
     manifest = verify_manifest(dest)
     if manifest.get("kind") == "unavailable":
         raise DataError(f"{dest} holds no data: {manifest.get('note')}; choose another data set for this profile in params.yaml.")
-    if manifest.get("kind") != "images":
-        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not images; check the lab's data set name.")
+    if manifest.get("kind") != kind:
+        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not {kind}; check the lab's data set name.")
+    return manifest
+
+
+def load_images(dest: str | os.PathLike) -> ImageData:
+    """The image data set fetched into ``dest``, after checking its manifest."""
+    dest = Path(dest)
+    manifest = _manifest_of_kind(dest, "images")
     with np.load(dest / IMAGES) as z:
         return ImageData(z["x_train"], z["y_train"], z["x_test"], z["y_test"], list(manifest["classes"]))
 
@@ -724,11 +730,7 @@ def load_images(dest: str | os.PathLike) -> ImageData:
 def load_weights(dest: str | os.PathLike) -> Path:
     """The weights file fetched into ``dest`` (full profile), after checking its manifest."""
     dest = Path(dest)
-    manifest = verify_manifest(dest)
-    if manifest.get("kind") == "unavailable":
-        raise DataError(f"{dest} holds no weights: {manifest.get('note')}.")
-    if manifest.get("kind") != "weights":
-        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not weights.")
+    manifest = _manifest_of_kind(dest, "weights")
     return dest / manifest["file"]
 
 
@@ -737,11 +739,7 @@ def load_detection(dest: str | os.PathLike) -> dict:
     import json
 
     dest = Path(dest)
-    manifest = verify_manifest(dest)
-    if manifest.get("kind") == "unavailable":
-        raise DataError(f"{dest} holds no data: {manifest.get('note')}; choose another data set for this profile in params.yaml.")
-    if manifest.get("kind") != "detection":
-        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not detection; check the lab's data set name.")
+    _manifest_of_kind(dest, "detection")
     return json.loads((dest / ANNOTATIONS).read_text())
 
 
