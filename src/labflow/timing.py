@@ -56,11 +56,6 @@ def not_work() -> Iterator[None]:
             _since = time.perf_counter()
 
 
-def reset() -> None:
-    global _total, _depth
-    _total, _depth = 0.0, 0
-
-
 def record(stage: str, argv: list[str], wall_seconds: float) -> None:
     """Append this stage's totals to ``$LABFLOW_TIMINGS`` (if set)."""
     target = os.environ.get("LABFLOW_TIMINGS")

@@ -27,19 +27,17 @@ class MlflowEpochLogger(Callback):
         self._last_write = time.monotonic()
 
     def on_epoch_end(self, state) -> None:
-        if self._logged_up_to is None:
-            self._logged_up_to = self.run.last_step("train_loss") if state.resumed_from else 0
         if time.monotonic() - self._last_write >= self.min_interval_s:
             self._flush(state)
 
     def on_fit_end(self, state) -> None:
-        if self._logged_up_to is None:
-            self._logged_up_to = self.run.last_step("train_loss") if state.resumed_from else 0
         self._flush(state)
 
     def _flush(self, state) -> None:
         from labflow import timing
 
+        if self._logged_up_to is None:  # first write: a resumed run may hold epochs already
+            self._logged_up_to = self.run.last_step("train_loss") if state.resumed_from else 0
         rows = []
         for row in state.history:
             epoch = int(row["epoch"])
