@@ -43,16 +43,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
 from labflow import paths
 from labflow.data.verses import SPLITS, Pair, read_pairs, split_pairs, write_pairs
 from labflow.labs import base, subwords
-from labflow.labs.seq2seq import Seq2Seq, trim
+from labflow.labs.seq2seq import LengthBatches, Seq2Seq, trim
 from labflow.labs.subwords import PAD
 from labflow.labs.tensors import load_processed, save_processed
 from labflow.models import count_parameters, seeded
-from labflow.train import TensorBatches
 
 LAB_ID = "lab16"
 TITLE = "Seq2seq translation without vs with attention (held-out BLEU)"
@@ -144,10 +142,9 @@ class ClippedAdam(torch.optim.Adam):
 
 
 def sequence_loss(model: Seq2Seq, src, src_len, tgt) -> torch.Tensor:
-    """Mean cross-entropy per real target token, teacher forced."""
+    """Mean cross-entropy per real target token, teacher forced (batches cut to their longest sentence)."""
     src, tgt = trim(src, src_len, tgt)
-    logits = model(src, src_len, tgt[:, :-1])
-    return F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD)
+    return model.loss(src, src_len, tgt)
 
 
 @torch.no_grad()
@@ -200,7 +197,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     device = ctx.device
     model = build_model(meta, t, v.attention, ctx.seed).to(device)
     optimizer = ClippedAdam(model.parameters(), t.lr, t.clip)
-    batches = TensorBatches(data["src_train"], data["src_len_train"], data["tgt_train"], batch_size=t.batch_size,
+    batches = LengthBatches(data["src_train"], data["src_len_train"], data["tgt_train"], batch_size=t.batch_size,
                             seed=ctx.seed, device=device)
     split = {s: (data[f"src_{s}"], data[f"src_len_{s}"], data[f"tgt_{s}"]) for s in ("val", "test")}
     translations_csv = ctx.results_dir(variant) / "translations.csv"
@@ -382,6 +379,7 @@ def attention_figure(ctx: base.LabContext, variant: str, test_pairs: Sequence[Pa
     """Attention weights (output tokens x source tokens) of the first ``n`` test sentences."""
     from labflow.plots import figures as figs
 
+    n = min(n, len(test_pairs))
     data, _ = load_processed(ctx.processed_dir)
     src_tok = subwords.load_tokenizer(ctx.processed_dir / SRC_TOKENIZER)
     tgt_tok = subwords.load_tokenizer(ctx.processed_dir / TGT_TOKENIZER)
