@@ -143,7 +143,7 @@ VERSE_LINE = re.compile(r"^\s*(?P<book>\S.*?) (?P<chapter>\d+):(?P<verse>\d+):(?
 _STRONGS = re.compile(r"<[^<>]*>")  # <H3050>, <G5547>: Strong's numbers (and any other leftover tag)
 _USFM = re.compile(r"\\[a-z]+\d*\*?\s?")  # \nd LORD ... \nd*: the divine-name tag
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?)\]])")
-_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "¶": " ", "[": "", "]": ""})
+_REPLACE = (("’", "'"), ("‘", "'"), ("“", '"'), ("”", '"'), ("¶", " "), ("[", ""), ("]", ""))
 
 
 def parse_export(text: str) -> dict[Ref, str]:
@@ -164,9 +164,13 @@ def parse_export(text: str) -> dict[Ref, str]:
 def clean_verse(text: str) -> str:
     """One verse without markup: Strong's tags, ``\\nd``, ``¶`` and brackets gone, quotes straight."""
     text = unicodedata.normalize("NFC", text)
-    text = _STRONGS.sub(" ", text)
-    text = _USFM.sub("", text)
-    text = text.translate(_QUOTES)
+    if "<" in text:
+        text = _STRONGS.sub(" ", text)
+    if "\\" in text:
+        text = _USFM.sub("", text)
+    for old, new in _REPLACE:
+        if old in text:
+            text = text.replace(old, new)
     text = " ".join(text.split())
     return _SPACE_BEFORE_PUNCT.sub(r"\1", text)
 
@@ -181,18 +185,21 @@ def truecase_openings(verses: Mapping[Ref, str], words: int = 2) -> dict[Ref, st
     the casing the word has most often elsewhere in the text ("JEHOVÁ" -> "Jehová",
     "DESPUÉS" -> "después"), else lower case; the verse's first letter stays a capital.
     """
-    usual: dict[str, Counter] = {}
+    openings = {ref: [m for m in _WORD.finditer(text[:80])][:words] for ref, text in verses.items()}
+    wanted = {m.group().lower() for ms in openings.values() for m in ms if len(m.group()) > 1 and m.group().isupper()}
+    usual: dict[str, Counter] = {w: Counter() for w in wanted}
     for text in verses.values():
-        for m in list(_WORD.finditer(text))[words:]:
+        for k, m in enumerate(_WORD.finditer(text)):
             w = m.group()
-            if not (w.isupper() and len(w) > 1):
-                usual.setdefault(w.lower(), Counter())[w] += 1
-    out = {}
-    for ref, text in verses.items():
-        for k, m in enumerate(list(_WORD.finditer(text))[:words]):
+            if k >= words and w.lower() in usual and not w.isupper():  # past the opening: its usual case
+                usual[w.lower()][w] += 1
+    out = dict(verses)
+    for ref, matches in openings.items():
+        text = verses[ref]
+        for k, m in reversed(list(enumerate(matches))):  # right to left: earlier offsets stay valid
             w = m.group()
             if len(w) > 1 and w.isupper():
-                seen = usual.get(w.lower())
+                seen = usual[w.lower()]
                 new = seen.most_common(1)[0][0] if seen else w.lower()
                 if k == 0:
                     new = new[0].upper() + new[1:]

@@ -33,7 +33,8 @@ The course's notebook, fixed here:
 - it mapped unknown words to the padding id, which the loss then ignores: subword
   tokenisation leaves no unknown words in practice, and ``<unk>`` is its own id;
 - it padded every sentence to the longest of the whole set and trained full-batch: here
-  mini-batches, cut to their longest sentence.
+  mini-batches of sentences of similar length (``seq2seq.LengthBatches``), cut to their longest
+  sentence, with the vocabulary projection computed on real tokens only.
 """
 
 from __future__ import annotations
@@ -299,12 +300,13 @@ def evaluate(ctx: base.LabContext) -> None:
         rows = base.dvc_files.read_rows(r["folder"] / "translations.csv")
         systems[variant] = [str(row["translation"] or "") for row in rows]
     scores = {name: corpus_scores(hyps, references) for name, hyps in systems.items()}
-    table = [{"variant": name, "attention": _attention_label(ctx, name), "test_bleu": s["bleu"], "test_chrf": s["chrf"],
-              "val_bleu": results[name]["metrics"]["val_bleu"] if name in results else None,
-              "test_loss": results[name]["metrics"]["test_loss"] if name in results else None,
-              "parameters": results[name]["metrics"]["parameters"] if name in results else None,
-              "train_seconds": results[name]["metrics"]["train_seconds"] if name in results else None}
-             for name, s in scores.items()]
+    table = []
+    for name, s in scores.items():
+        row = {"variant": name, "attention": _attention_label(ctx, name), "test_bleu": s["bleu"], "test_chrf": s["chrf"]}
+        if name in results:  # a trained variant (the baselines have no loss, parameters or training time)
+            m = results[name]["metrics"]
+            row |= {k: m[k] for k in ("val_bleu", "test_loss", "parameters", "train_seconds")}
+        table.append(row)
     summary = {"copy_source_bleu": scores["copy source (baseline)"]["bleu"],
                "nearest_training_bleu": scores["nearest training sentence (baseline)"]["bleu"],
                "copy_source_chrf": scores["copy source (baseline)"]["chrf"],

@@ -76,5 +76,9 @@ def decode(tok, rows: Iterable[Sequence[int]]) -> list[str]:
 
 
 def tokens(tok, ids: Sequence[int]) -> list[str]:
-    """Readable token strings (for heatmap labels): ``▁`` shown as a leading space-less word start."""
-    return [tok.id_to_token(int(i)).replace("\u2581", "") or "\u2581" for i in ids]
+    """Readable token strings for heatmap labels: a word's first piece as is, later pieces as ``-piece``."""
+    out = []
+    for i in ids:
+        piece = tok.id_to_token(int(i))
+        out.append(piece[1:] or piece if piece.startswith("\u2581") else f"-{piece}")
+    return out
