@@ -256,6 +256,7 @@ def test_tokenizer_round_trips_and_knows_only_the_training_text():
     assert tok.token_to_id("\u2581luz") is not None and tok.token_to_id("\u2581Jehová") is None
     pieces = subwords.tokens(tok, subwords.encode(tok, ["y vio"])[0])
     assert pieces[0] == "y" and "".join(p.lstrip("-") for p in pieces[1:]) == "vio"
+    assert subwords.tokens(tok, [EOS]) == ["</s>"]
     padded = subwords.pad_ids([[5, 6], [7]], bos=True, length=5)
     assert padded.tolist() == [[BOS, 5, 6, EOS, PAD], [BOS, 7, EOS, PAD, PAD]]
 

@@ -80,5 +80,8 @@ def tokens(tok, ids: Sequence[int]) -> list[str]:
     out = []
     for i in ids:
         piece = tok.id_to_token(int(i))
-        out.append(piece[1:] or piece if piece.startswith("\u2581") else f"-{piece}")
+        if piece in SPECIALS:
+            out.append(piece)
+        else:
+            out.append(piece[1:] or piece if piece.startswith("\u2581") else f"-{piece}")
     return out
