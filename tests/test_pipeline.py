@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -111,6 +112,63 @@ def test_lab11_looks_at_lab10s_trained_net_and_its_exact_init(repo):
         assert m["test_loss"] == pytest.approx(trained["test_loss"], abs=1e-6)
         assert m["init_test_loss"] == pytest.approx(trained["initial_test_loss"], abs=1e-6)
         assert m["init_test_loss"] != pytest.approx(m["test_loss"], abs=1e-3)
+
+
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (`make setup` installs it)")
+
+
+@needs_chromium
+def test_report_shows_every_labs_table_and_figures_in_a_real_browser(repo):
+    from chromium import dump_dom
+
+    sh(repo, "labflow", "report")
+    index = dump_dom(repo / "report" / "index.html")
+    for lab in LABS:
+        assert f'href="{lab}/index.html"' in index
+        dom = dump_dom(repo / "report" / lab / "index.html")
+        assert '<table class="comparison">' in dom, lab
+        loaded, total = map(int, re.search(r'data-figures="(\d+)/(\d+)"', dom).groups())
+        assert total >= 2 and loaded == total, f"{lab}: {loaded}/{total} figures loaded"
+        assert "workflowType=machine_learning" in dom  # the runs are linked in Model training mode
+        assert re.search(r"Git commit <code>[0-9a-f]{40}</code>", dom)
+
+
+@needs_chromium
+def test_ui_addresses_open_each_labs_runs_in_a_fresh_browser(repo):
+    """`labflow ui` prints per-lab addresses; in a browser with a fresh profile they land on the
+    runs table (MLflow's GenAI start page shows no runs)."""
+    from chromium import dump_dom
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["labflow", "ui", "--port", str(port)], cwd=repo, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("MLflow UI on")):
+            line = proc.stdout.readline()
+            assert line, f"labflow ui stopped early: {lines}"
+            lines.append(line.strip())
+        addresses = dict(line.split() for line in lines if line.startswith("lab"))
+        assert set(addresses) == set(LABS)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "MLflow UI did not start in 90 s"
+                time.sleep(0.5)
+        time.sleep(2)
+        for lab in ("lab01", "lab04"):
+            assert addresses[lab].endswith("?workflowType=machine_learning")
+            dom = dump_dom(addresses[lab], wait_ms=20000)
+            assert f"{lab} comparison" in dom, f"{lab}: the runs table did not open at {addresses[lab]}"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
 
 
 def test_nothing_to_do_on_a_second_repro(repo):

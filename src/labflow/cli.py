@@ -1,10 +1,11 @@
-"""The ``labflow`` command: list the labs, validate params, open the MLflow UI."""
+"""The ``labflow`` command: list the labs, validate params, open the MLflow UI, write the report."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from labflow import paths
 
@@ -48,10 +49,40 @@ def cmd_check(args) -> int:
     return 0
 
 
+def lab_addresses(ui: str) -> list[tuple[str, str]]:
+    """(lab, address) for each lab with runs in the store: the runs table in Model training mode."""
+    from labflow.labs import LABS
+    from labflow.tracking import links
+    from labflow.tracking.store import experiment_name, tracking_uri
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return []
+    import mlflow
+
+    prefix = _params().tracking.experiment_prefix
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    ids = links.find_experiments(client, {lab: experiment_name(prefix, lab) for lab in LABS})
+    return [(lab, links.experiment_url(ui, exp_id)) for lab, exp_id in ids.items() if exp_id is not None]
+
+
 def cmd_ui(args) -> int:
-    """Start the MLflow UI on the pipeline's own store, bound to loopback by default."""
+    """Start the MLflow UI on the pipeline's own store, bound to loopback by default.
+
+    It prints each lab's address first: MLflow 3 opens on its GenAI pages, and these
+    open the lab's runs table in Model training mode instead."""
     from labflow.tracking.store import artifact_root, tracking_uri
 
+    ui = f"http://{args.host}:{args.port}"
+    addresses = lab_addresses(ui)
+    if addresses:
+        print("Each lab's runs (Model training mode):")
+        for lab, address in addresses:
+            print(f"  {lab}  {address}")
+    else:
+        print("No lab has runs in the store yet: run `dvc repro` first.")
+    if args.links_only:
+        return 0
     uri = tracking_uri()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     cmd = [
@@ -60,9 +91,21 @@ def cmd_ui(args) -> int:
         "--default-artifact-root", artifact_root(),
         "--host", args.host, "--port", str(args.port), "--workers", "1",
     ]
-    print(f"MLflow UI on http://{args.host}:{args.port} (store: {uri}); Ctrl+C stops it")
+    print(f"MLflow UI on {ui} (store: {uri}); Ctrl+C stops it", flush=True)
     os.execvpe(cmd[0], cmd, env)
     return 0  # not reached
+
+
+def cmd_report(args) -> int:
+    """Write the offline report (static HTML) from the pipeline's outputs."""
+    from labflow import paths
+    from labflow.report.build import build_report
+
+    root = paths.repo_root()
+    out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
+    index = build_report(root, out, ui=args.ui, with_links=not args.no_links)
+    print(f"report written: {index} (open it in a browser; it needs no network)")
+    return 0
 
 
 def cmd_runner(args) -> int:
@@ -88,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     ui = sub.add_parser("ui", help="open the MLflow UI on the pipeline's store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--links-only", action="store_true", help="print each lab's address and exit")
     ui.set_defaults(func=cmd_ui)
+    report = sub.add_parser("report", help="write the offline HTML report (report/index.html)")
+    report.add_argument("--out", default="report", help="folder to write (default: report/)")
+    report.add_argument("--ui", default="http://127.0.0.1:5000", help="the MLflow UI address the run links use")
+    report.add_argument("--no-links", action="store_true", help="do not read the MLflow store")
+    report.set_defaults(func=cmd_report)
     runner = sub.add_parser("runner", help="status, start or stop the warm process DVC stages fork from")
     runner.add_argument("action", choices=["status", "start", "stop"], nargs="?", default="status")
     runner.set_defaults(func=cmd_runner)
