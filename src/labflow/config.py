@@ -538,6 +538,9 @@ class Params(Strict):
 
     profile: Profile = "quick"
     seed: int = Field(42, ge=0)
+    # Training seeds: each variant trains once per seed (weight init, batch order, augmentation).
+    # `seed` is the data seed (splits, generated data) and the run later labs read; it must be one of them.
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int = Field(0, ge=0)  # 0 = leave torch's default
     deterministic: bool = True
@@ -556,6 +559,19 @@ class Params(Strict):
     lab11: Lab11Config
     lab12: Lab12Config
     lab13: Lab13Config
+
+    @model_validator(mode="after")
+    def _seed_is_a_training_seed(self):
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {self.seeds}: a seed is listed twice; list each once")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds {self.seeds}: seeds are non-negative integers")
+        if self.seed not in self.seeds:
+            raise ValueError(
+                f"seeds {self.seeds} does not include seed ({self.seed}), the run whose models later labs "
+                f"read and whose curves `dvc plots` show: add {self.seed} to seeds, or set seed to one of them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lab11_reads_lab10_variants(self):
