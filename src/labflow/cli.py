@@ -96,6 +96,24 @@ def cmd_ui(args) -> int:
     return 0  # not reached
 
 
+def cmd_exp(args) -> int:
+    """One lab's experiment history: commits and experiments x variants, headline metrics."""
+    from labflow import exp_table
+    from labflow.labs import LABS, lab_module, seed_bands
+
+    lab = args.lab if args.lab in LABS else f"lab{args.lab.removeprefix('lab').zfill(2)}"
+    if lab not in LABS:
+        from labflow.config import ConfigError
+
+        raise ConfigError(f"unknown lab '{args.lab}'; known labs: {', '.join(LABS)}")
+    rows = exp_table.rows_for(exp_table.exp_show(args.all_commits), lab)
+    sample = next((m for r in rows for v, m in r.metrics.items() if v not in ("summary", "seed_bands")
+                   and isinstance(m, dict)), {})
+    metrics = args.metric or seed_bands.headline_metrics(lab_module(lab), sample) or ["test_acc"]
+    print("\n\n".join(exp_table.render(rows, lab, m, width=args.width) for m in metrics))
+    return 0
+
+
 def cmd_report(args) -> int:
     """Write the offline report (static HTML) from the pipeline's outputs."""
     from labflow import paths
@@ -133,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--links-only", action="store_true", help="print each lab's address and exit")
     ui.set_defaults(func=cmd_ui)
+    exp = sub.add_parser("exp", help="one lab's experiment history as a table (reads `dvc exp show --json`)")
+    exp.add_argument("lab", help="lab03, or 3")
+    exp.add_argument("--metric", action="append", help="metric to show (repeatable; default: the lab's headline)")
+    exp.add_argument("--width", type=int, default=80, help="terminal width to fit (default 80)")
+    exp.add_argument("--all-commits", action="store_true", help="every commit's experiments, not only HEAD's")
+    exp.set_defaults(func=cmd_exp)
     report = sub.add_parser("report", help="write the offline HTML report (report/index.html)")
     report.add_argument("--out", default="report", help="folder to write (default: report/)")
     report.add_argument("--ui", default="http://127.0.0.1:5000", help="the MLflow UI address the run links use")
