@@ -47,8 +47,10 @@ def _fake_results(root: Path, lab: str, variants: list[str]) -> None:
         for i, v in enumerate(variants):
             w.writerow({"variant": v, "test_acc": 0.5 + i / 10})
     (compare / "figures" / "test_accuracy.png").write_bytes(PNG)
+    (compare / "seeds.md").write_text("Training seeds: 42, 43.\n\n| metric | variant | mean ± std |\n|---|---|---|\n"
+                                      "| test_acc | adam | 0.81 ± 0.01 |\n")
     for v in variants:
-        folder = root / "results" / lab / "variants" / v
+        folder = root / "results" / lab / "variants" / v / "seed42"
         (folder / "figures").mkdir(parents=True)
         (folder / "figures" / "curves.png").write_bytes(PNG)
         (folder / "run.json").write_text(json.dumps({"run_id": f"run-{v}", "variant": v}))
@@ -67,6 +69,8 @@ def test_a_lab_page_holds_its_table_figures_and_the_course_number(tmp_path):
     assert "optimizer" in page.differing_params["adam"]
     assert "70.15" in page.course.reported
     assert variant_run_ids(tmp_path, "lab04") == {v: f"run-{v}" for v in variants}
+    assert variant_run_ids(tmp_path, "lab04", [43]) == {}  # runs of seeds params.yaml does not list
+    assert "0.81 ± 0.01" in page.seeds_md
     missing = collect_lab(tmp_path, "lab05", "regularisation", params.lab05)
     assert "dvc repro lab05_evaluate" in missing.missing and not missing.table
 
@@ -88,6 +92,7 @@ def test_report_writes_an_index_and_a_page_per_lab_that_work_from_disk(tmp_path,
     assert not (root / "report" / "stale").exists()
     lab04 = (root / "report" / "lab04" / "index.html").read_text()
     assert '<table class="comparison">' in lab04 and "http" not in lab04.split("<body>")[0]
+    assert '<table class="seeds">' in lab04 and "<td>0.81 ± 0.01</td>" in lab04
     for src in ("figures/test_accuracy.png", "figures/adam__curves.png"):
         assert f'src="{src}"' in lab04 and (root / "report" / "lab04" / src).exists()
     assert "not run yet" in text  # labs without results say so on the index

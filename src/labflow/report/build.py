@@ -25,7 +25,7 @@ def build_report(root: Path, out: Path, *, ui: str = links.DEFAULT_UI, with_link
     pages = []
     for lab_id in LABS:
         title = getattr(lab_module(lab_id), "TITLE", lab_id)
-        pages.append(collect_lab(root, lab_id, title, params.lab(lab_id)))
+        pages.append(collect_lab(root, lab_id, title, params.lab(lab_id), seed=params.seed))
     store_note = _add_links(root, pages, params, ui) if with_links else "MLflow links left out (--no-links)."
 
     if out.exists():
@@ -66,7 +66,7 @@ def _add_links(root: Path, pages: list[LabPage], params, ui: str) -> str:
         if exp_id is None:
             continue
         page.links["all runs of this lab"] = links.experiment_url(ui, exp_id)
-        runs = variant_run_ids(root, page.lab_id)
+        runs = variant_run_ids(root, page.lab_id, [params.seed, *(s for s in params.seeds if s != params.seed)])
         parent = links.comparison_run_for(client, exp_id, list(runs.values()))
         if parent:
             page.links["comparison (parent) run"] = links.run_url(ui, exp_id, parent)
@@ -98,6 +98,8 @@ def _lab_html(page: LabPage, folder: Path, meta: str) -> str:
         parts.append(f"<p class=\"missing\">{html.escape(page.missing)}</p>")
     else:
         parts.append("<h2>Comparison</h2>" + html.table(page.table, css_class="comparison"))
+        if page.seeds_md:
+            parts.append("<h2>Seeds</h2>" + html.markdown_tables(page.seeds_md))
     varying = [{"variant": v, **vals} for v, vals in page.differing_params.items()]
     if varying:
         parts.append("<h2>What differs between the variants</h2>" + html.table(varying, css_class="params"))

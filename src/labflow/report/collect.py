@@ -25,6 +25,7 @@ class LabPage:
     shared_train: dict[str, Any]  # the lab's train section, the same for every variant
     course: CourseResult | None
     missing: str = ""  # why there is nothing to show, when the lab has not run
+    seeds_md: str = ""  # the seed-band tables (mean ± std, noise verdicts) as markdown
     links: dict[str, str] = field(default_factory=dict)  # label -> MLflow UI address
 
 
@@ -50,7 +51,7 @@ def read_table(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def collect_lab(root: Path, lab_id: str, title: str, lab_cfg: Any) -> LabPage:
+def collect_lab(root: Path, lab_id: str, title: str, lab_cfg: Any, seed: int = 42) -> LabPage:
     compare = root / "results" / lab_id / "compare"
     variants_cfg = {name: v.model_dump(mode="json") for name, v in getattr(lab_cfg, "variants", {}).items()}
     train = getattr(lab_cfg, "train", None)
@@ -70,23 +71,30 @@ def collect_lab(root: Path, lab_id: str, title: str, lab_cfg: Any) -> LabPage:
         return page
     page.table = read_table(table_file)
     page.figures = sorted((compare / "figures").glob("*.png"))
-    for variant in variants_cfg:
-        folder = root / "results" / lab_id / "variants" / variant / "figures"
+    if (compare / "seeds.md").exists():
+        page.seeds_md = (compare / "seeds.md").read_text()
+    for variant in variants_cfg:  # each variant's own figures: its run with the primary seed
+        folder = root / "results" / lab_id / "variants" / variant / f"seed{seed}" / "figures"
         if folder.is_dir():
             page.variant_figures[variant] = sorted(folder.glob("*.png"))
     return page
 
 
-def variant_run_ids(root: Path, lab_id: str) -> dict[str, str]:
-    """{variant: MLflow run id} of the runs that produced the results in the workspace."""
+def variant_run_ids(root: Path, lab_id: str, seeds: list[int] | None = None) -> dict[str, str]:
+    """{"<variant>" or "<variant> seed N": MLflow run id} of the runs behind the workspace's results."""
     import json
 
     out = {}
-    for run_file in sorted((root / "results" / lab_id / "variants").glob("*/run.json")):
+    for run_file in sorted((root / "results" / lab_id / "variants").glob("*/seed*/run.json")):
+        seed = run_file.parent.name.removeprefix("seed")
+        if seeds is not None and (not seed.isdigit() or int(seed) not in seeds):
+            continue  # a run of a seed params.yaml no longer lists
         try:
             data = json.loads(run_file.read_text())
         except (OSError, ValueError):
             continue
         if data.get("run_id"):
-            out[data.get("variant") or run_file.parent.name] = data["run_id"]
+            variant = data.get("variant") or run_file.parent.parent.name
+            primary = seeds is None or int(seed) == seeds[0]
+            out[variant if primary else f"{variant} seed {seed}"] = data["run_id"]
     return out

@@ -80,6 +80,27 @@ def table(rows: list[dict[str, Any]], *, css_class: str = "") -> str:
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def markdown_tables(text: str) -> str:
+    """The seed tables (pipe tables and plain lines, as seed_bands.markdown writes them) as HTML."""
+    out, rows = [], []
+
+    def flush():
+        if rows:
+            head, body = rows[0], [r for r in rows[1:] if not set("".join(r)) <= set("-: ")]
+            out.append(table([dict(zip(head, r)) for r in body], css_class="seeds"))
+            rows.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        flush()
+        if line.strip():
+            out.append(f"<p>{escape(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
 def figure(src: str, caption: str) -> str:
     return (f"<figure><img src=\"{escape(src)}\" alt=\"{escape(caption)}\" loading=\"eager\">"
             f"<figcaption>{escape(caption)}</figcaption></figure>")
