@@ -24,6 +24,7 @@ class ExpRow:
     baseline: bool
     metrics: dict[str, Any]  # the lab's compare/metrics.json
     changed: list[str] = field(default_factory=list)  # "key=value" against its baseline
+    variants: list[str] = field(default_factory=list)  # in params.yaml's order
 
 
 def lab_params(params: Mapping[str, Any], lab: str) -> dict[str, Any]:
@@ -44,9 +45,11 @@ def rows_for(exp_show: Sequence[Mapping[str, Any]], lab: str) -> list[ExpRow]:
     for commit in exp_show:
         if commit.get("rev") == "workspace":
             continue
-        base_params = lab_params(_data(commit, "params", "params.yaml"), lab)
+        raw = _data(commit, "params", "params.yaml")
+        base_params = lab_params(raw, lab)
         rows.append(ExpRow(commit.get("name") or commit["rev"][:7], commit["rev"][:7], True,
-                           _data(commit, "metrics", metrics_file)))
+                           _data(commit, "metrics", metrics_file),
+                           variants=list(((raw.get(lab) or {}).get("variants") or {}))))
         for exp in commit.get("experiments") or []:
             tip = (exp.get("revs") or [{}])[0]
             if not tip.get("data"):
@@ -70,8 +73,10 @@ def cell(metrics: Mapping[str, Any], variant: str, metric: str) -> str:
 
 def render(rows: Sequence[ExpRow], lab: str, metric: str, *, width: int = 80) -> str:
     """Experiments x variants for one metric, split into column blocks that fit ``width``."""
-    variants = list(dict.fromkeys(v for r in rows for v, m in r.metrics.items()
-                                  if isinstance(m, Mapping) and v not in ("summary", "seed_bands")))
+    reported = {v for r in rows for v, m in r.metrics.items()
+                if isinstance(m, Mapping) and v not in ("summary", "seed_bands")}
+    ordered = [v for r in rows for v in r.variants] + sorted(reported)  # params.yaml's order first
+    variants = [v for v in dict.fromkeys(ordered) if v in reported]
     if not rows or not variants:
         return f"{lab}: no results in the experiment history yet (run `dvc repro` or `dvc exp run`)."
     names = [("* " if r.baseline else "  ") + r.name for r in rows]
