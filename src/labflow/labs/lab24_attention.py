@@ -37,11 +37,13 @@ from labflow.labs.recall import FIELDS, RecallSpec, generate, key_label, value_l
 from labflow.labs.tensors import load_processed, save_processed
 from labflow.models import count_parameters, seeded
 from labflow.train import TensorBatches
+from labflow.train.callbacks import LossTrace
 
 LAB_ID = "lab24"
 TITLE = "Attention: scaled dot-product attention vs an RNN summary (associative recall)"
 DATASETS = ()  # synthetic: drawn from params.yaml's seed in preprocess, nothing to download
 EVAL_CHUNK = 1024
+TRACE_POINTS_PER_EPOCH = 10  # training-loss points per epoch for the per-update curve
 
 
 def describe_data(cfg) -> str:
@@ -156,8 +158,10 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
     batches = TensorBatches(*split(data, "train"), batch_size=t.batch_size, seed=ctx.seed, device=device)
     val, test = split(data, "val"), split(data, "test")
-    # Before any update: what the course drew (an untrained model's attention).
-    initial = recall_metrics(read_split(model, test), test, "initial_test")
+    trace = LossTrace(every=max(1, len(batches) // TRACE_POINTS_PER_EPOCH))
+    # Before any update: what the course drew (an untrained model's attention); also epoch 0 of the curves.
+    initial = (recall_metrics(read_split(model, test), test, "initial_test")
+               | recall_metrics(read_split(model, val), val, "initial_val"))
 
     def evaluate(m):
         return recall_metrics(read_split(m, val), val, "val")
@@ -168,13 +172,14 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_of,
-        epochs=t.epochs, evaluate=evaluate, final_metrics=final_metrics,
+        epochs=t.epochs, evaluate=evaluate, final_metrics=final_metrics, callbacks=(trace,),
         run_params={"reader": v.reader, "cell": v.cell if v.reader == "rnn" else "", "embed_dim": t.embed_dim,
                     "hidden": t.hidden, "rnn_hidden": t.rnn_hidden if v.reader == "rnn" else "", "lr": t.lr,
                     "batch_size": t.batch_size, "epochs": t.epochs, "parameters": count_parameters(model),
                     "task": meta["task"]},
         model_info={"kind": f"{v.reader}_reader", "cell": v.cell, "embed_dim": t.embed_dim, "hidden": t.hidden,
                     "rnn_hidden": t.rnn_hidden, "keys": len(meta["keys"]), "values": len(meta["values"])},
+        history_extra={"trace": trace.rows},
     )
 
 
@@ -200,7 +205,8 @@ def _attention_heatmaps(examples: list[dict], meta: dict, *, title: str):
 
     rows = sorted({e["row"] for e in examples}, key=[e["row"] for e in examples].index)
     cols = max(sum(e["row"] == r for e in examples) for r in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(3.6 * cols, 2.3 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(3.6 * cols, 2.6 * len(rows) + 0.8), squeeze=False,
+                             layout="constrained")
     image = None
     for ax in axes.flat:
         ax.axis("off")
@@ -213,7 +219,7 @@ def _attention_heatmaps(examples: list[dict], meta: dict, *, title: str):
             ax.set_xticks(range(n), [f"{meta['keys'][k]}{meta['values'][v]}" for k, v in zip(e["keys"][:n], e["values"][:n])],
                           fontsize=7, rotation=90)
             ax.set_yticks(range(len(e["queries"])), [
-                f"{meta['keys'][q]}? {meta['values'][p]}{'' if p == t else ' x'}"
+                f"{meta['keys'][q]}? {meta['values'][p]}" + ("" if p == t else f" (not {meta['values'][t]})")
                 for q, p, t in zip(e["queries"], e["predicted"], e["targets"])], fontsize=7)
             for qi, s in enumerate(e["slots"]):
                 ax.add_patch(Rectangle((s - 0.5, qi - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
@@ -269,8 +275,9 @@ def evaluate(ctx: base.LabContext) -> None:
                         + _heatmap_examples(model, test, shown, "trained"))
             figures[f"attention_heatmaps_{variant}"] = _attention_heatmaps(
                 examples, meta,
-                title=f"{variant}: attention of each query (rows: 'key? predicted', x = wrong) over the memory "
-                      f"(columns: key+value); red box = the slot holding the answer")
+                title=f"{variant}: attention weights of each query over the memory, on held-out examples\n"
+                      "rows: 'key? predicted value (not the right one)'; columns: the pairs as key+value; "
+                      "red box: the slot that holds the answer")
     table.append({"variant": "chance", "reader": "guess / uniform attention", "test_acc": chance["chance_acc"],
                   "test_seq_acc": chance["chance_seq_acc"], "attn_mass_on_answer": chance["chance_attn_mass"]})
 
@@ -284,13 +291,25 @@ def evaluate(ctx: base.LabContext) -> None:
     figures["accuracy_by_recency"] = figs.curves(
         with_chance(by_distance, chance["chance_acc"]), xlabel="pairs read after the one asked about",
         ylabel="test accuracy per query", title="held-out accuracy by how long ago the answer was read")
-    figures["val_accuracy"] = figs.curves(base.series(results, "epoch", "val_acc"), xlabel="epoch",
-                                          ylabel="validation accuracy per query", title="validation accuracy per epoch")
-    attn = {k: val for k, val in base.series(results, "epoch", "val_attn_mass").items() if val[0]}
+    def from_start(y: str) -> dict:
+        # Epoch 0: the untrained model (same seeded weights as the training started from).
+        return {v: ([0, *xs], [results[v]["metrics"][f"initial_{y}"], *ys])
+                for v, (xs, ys) in base.series(results, "epoch", y).items() if xs}
+
+    figures["val_accuracy"] = figs.curves(
+        with_chance(from_start("val_acc"), chance["chance_acc"]), xlabel="epoch (0: untrained)",
+        ylabel="validation accuracy per query", title="validation accuracy per epoch")
+    for r in results.values():
+        r["trace"] = base.dvc_files.read_rows(r["folder"] / "trace.csv")
+    figures["loss_by_update"] = figs.curves(base.series(results, "update", "train_loss", "trace"), xlabel="update",
+                                            ylabel="mean batch loss", title="training loss against updates", logy=True)
+    attn = from_start("val_attn_mass")
     if attn:
         figures["attention_on_answer"] = figs.curves(
-            with_chance(attn, chance["chance_attn_mass"]), xlabel="epoch",
-            ylabel="mean attention weight on the right slot", title="validation: where the attention looks, per epoch")
+            with_chance(attn, chance_levels(split(data, "val"), len(meta["values"]))["chance_attn_mass"]),
+            xlabel="epoch (0: untrained)",
+            ylabel="mean attention weight on the right slot",
+            title="validation: attention weight on the slot holding the answer, per epoch")
     figures["test_accuracy"] = figs.grouped_bars(
         {"per query": {r["variant"]: r["test_acc"] for r in table},
          "per example (all queries)": {r["variant"]: r["test_seq_acc"] for r in table}},
