@@ -30,15 +30,24 @@ def test_windows_never_cross_splits():
     bounds = series.chronological_split(200, 0.15, 0.15, window=10)
     assert bounds == {"train": (0, 140), "val": (140, 170), "test": (170, 200)}
     rows = np.arange(200, dtype=np.float64)
+    rng = np.random.default_rng(0)
     for start, stop in bounds.values():
-        for stride in (1, 3):
-            idx = series.target_indices(start, stop, 10, stride)
+        for share in (1.0, 0.3):
+            idx = series.keep_share(series.target_indices(start, stop, 10), share, rng)
             x, y = series.make_windows(rows, rows, idx, 10)
             assert x.shape == (len(idx), 10, 1) and y.shape == (len(idx), 1)
             # Every input row and every target lies inside the split; inputs end right before the target.
             assert x.min() >= start and y.max() < stop and y.min() >= start + 10
             assert (x[:, -1, 0] == y[:, 0] - 1).all() and (x[:, 0, 0] == y[:, 0] - 10).all()
-    assert len(series.target_indices(0, 140, 10, 3)) == len(range(10, 140, 3))
+    assert series.target_indices(0, 140, 10).tolist() == list(range(10, 140))
+
+
+def test_a_random_share_of_windows_covers_every_time_of_day():
+    # 48 half-hours a day: every 4th window would only ever see 12 of them.
+    idx = series.target_indices(0, 48 * 60, 90)
+    kept = series.keep_share(idx, 0.25, np.random.default_rng(42))
+    assert len(kept) == round(len(idx) * 0.25) and (np.diff(kept) > 0).all() and set(kept) <= set(idx)
+    assert len(set(kept % 48)) == 48 and len(set(idx[::4] % 48)) == 12
 
 
 def test_a_split_shorter_than_the_window_is_refused():
@@ -58,18 +67,20 @@ def test_prepare_fits_the_scaler_on_training_rows_only(tmp_path, monkeypatch):
     # Training years around 10 degrees, the later ones around 30: a scaler that saw them would shift.
     temp = np.r_[np.full(140, 10.0) + np.sin(np.arange(140)), np.full(60, 30.0)]
     df = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=200), "temp": temp})
-    ctx = _ctx(tmp_path, monkeypatch, window=5, seasonal_period=7, stride=2)
+    ctx = _ctx(tmp_path, monkeypatch, window=5, seasonal_period=7, keep_windows=0.5)
     meta = series.prepare(ctx, df, {"units": {"temp": "°C"}, "description": "toy"}, inputs=["temp"], target="temp")
     data, saved = load_processed(ctx.processed_dir)
     assert saved == meta and meta["bounds"] == {"train": [0, 140], "val": [140, 170], "test": [170, 200]}
     assert meta["scaler"]["mean"] == [pytest.approx(temp[:140].mean())]
     assert meta["scaler"]["std"] == [pytest.approx(temp[:140].std())]
     assert meta["scaler"]["mean"][0] != pytest.approx(temp.mean())
-    # Windows hold scaled values of their own split; the stride thins train and val, never test.
+    # Windows hold scaled values of their own split; keep_windows thins train and val, never test.
     assert np.allclose(series.to_units(data["y_test"], meta), temp[data["idx_test"].numpy()], atol=1e-5)
-    assert data["idx_train"].tolist() == list(range(5, 140, 2)) and data["idx_test"].tolist() == list(range(175, 200))
+    assert len(data["idx_train"]) == round(135 * 0.5) and set(data["idx_train"].tolist()) <= set(range(5, 140))
+    assert data["idx_test"].tolist() == list(range(175, 200))
     scaled = (temp - temp[:140].mean()) / temp[:140].std()
-    assert np.allclose(data["x_val"][0, :, 0].numpy(), scaled[140:145], atol=1e-6)
+    first = int(data["idx_val"][0])
+    assert first >= 145 and np.allclose(data["x_val"][0, :, 0].numpy(), scaled[first - 5:first], atol=1e-6)
     assert data["series"].dtype == torch.float64 and meta["unit"] == "°C"
 
 

@@ -50,7 +50,7 @@ def test_profiles(raw_params):
     assert (quick.data.window, quick.train.hidden, quick.train.layers) == (90, 128, 2)  # the course's
     assert {v.model for v in quick.variants.values()} == {"lstm", "mlp"}
     assert (quick.data.dataset, full.data.dataset) == ("elecdemand", "air_quality")
-    assert full.data.stride == 1 and full.data.target == "PM2.5" and full.train.epochs == 50
+    assert full.data.keep_windows == 1.0 and full.data.target == "PM2.5" and full.train.epochs == 50
     assert smoke.train.epochs < quick.train.epochs
 
 
@@ -163,7 +163,7 @@ def test_two_inputs_are_scaled_separately_on_training_rows(tmp_path, monkeypatch
 
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["lab18"]["data"].update(window=12, seasonal_period=24, stride=1)
+    raw["lab18"]["data"].update(window=12, seasonal_period=24, keep_windows=1.0)
     ctx = LabContext("lab18", parse_params(raw), progress=False)
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"date": pd.date_range("2014-01-01", periods=400, freq="30min"),

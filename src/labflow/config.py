@@ -538,9 +538,11 @@ class SeriesData(Strict):
     window: int = Field(gt=0)  # past steps a model reads to predict the next one
     val_fraction: float = Field(0.15, gt=0, lt=1)  # the middle part of the series
     test_fraction: float = Field(0.15, gt=0, lt=1)  # the last part
-    # Keep every stride-th training and validation window (a cut of the quick profile: neighbours
-    # share window-1 of their steps); the test set always has every window.
-    stride: int = Field(1, gt=0)
+    # Share of the training and validation windows kept, drawn at random with the seed (a cut of
+    # the quick profile: neighbours share window-1 of their steps). Random, not every k-th window:
+    # a regular stride that divides the daily cycle (4 of 48 half-hours) would train on a quarter
+    # of the times of day and test on all of them. The test set always keeps every window.
+    keep_windows: float = Field(1.0, gt=0, le=1)
     seasonal_period: int = Field(gt=0)  # steps per season, for the seasonal-naive baseline
 
     @model_validator(mode="after")

@@ -69,9 +69,16 @@ class Scaler:
         return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
 
 
-def target_indices(start: int, stop: int, window: int, stride: int = 1) -> np.ndarray:
+def target_indices(start: int, stop: int, window: int) -> np.ndarray:
     """Rows ``t`` in ``[start, stop)`` whose window ``[t - window, t)`` also starts inside the split."""
-    return np.arange(start + window, stop, stride, dtype=np.int64)
+    return np.arange(start + window, stop, dtype=np.int64)
+
+
+def keep_share(idx: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """A random ``share`` of ``idx`` (at least one), in time order; every phase of a cycle stays represented."""
+    if share >= 1:
+        return idx
+    return np.sort(rng.choice(idx, max(1, int(round(len(idx) * share))), replace=False))
 
 
 def make_windows(values: np.ndarray, target: np.ndarray, idx: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +171,11 @@ def prepare(ctx: base.LabContext, df, manifest: dict, *, inputs: Sequence[str], 
     target_col = list(inputs).index(target)
     tensors = {"series": torch.from_numpy(series), "time_ns": torch.from_numpy(df["date"].to_numpy().astype("datetime64[ns]").astype(np.int64))}
     sizes = {}
+    rng = np.random.default_rng(ctx.seed)
     for split, (start, stop) in bounds.items():
-        idx = target_indices(start, stop, cfg.window, 1 if split == "test" else cfg.stride)
+        idx = target_indices(start, stop, cfg.window)
+        if split != "test":
+            idx = keep_share(idx, cfg.keep_windows, rng)
         x, y = make_windows(scaled, scaled[:, target_col], idx, cfg.window)
         tensors |= {f"x_{split}": torch.from_numpy(x), f"y_{split}": torch.from_numpy(y), f"idx_{split}": torch.from_numpy(idx)}
         sizes[split] = len(idx)
@@ -177,7 +187,7 @@ def prepare(ctx: base.LabContext, df, manifest: dict, *, inputs: Sequence[str], 
         "dataset": cfg.dataset, "description": manifest.get("description", cfg.dataset),
         "inputs": list(inputs), "target": target, "target_column": target_col,
         "unit": manifest.get("units", {}).get(target, ""), "frequency": manifest.get("frequency", ""),
-        "window": cfg.window, "stride": cfg.stride, "seasonal_period": cfg.seasonal_period,
+        "window": cfg.window, "keep_windows": cfg.keep_windows, "seasonal_period": cfg.seasonal_period,
         "bounds": {k: list(v) for k, v in bounds.items()}, "sizes": sizes, "scaler": scaler.to_dict(),
         "split_dates": {k: [str(df["date"].iloc[a]), str(df["date"].iloc[b - 1])] for k, (a, b) in bounds.items()},
     }
@@ -227,7 +237,7 @@ def train_forecaster(ctx: base.LabContext, variant: str) -> base.VariantResult:
         evaluate=lambda m: scores(m, "val"), final_metrics=final_metrics,
         run_params={"model": v.model, "window": int(window), "inputs": ",".join(meta["inputs"]), "target": meta["target"],
                     "hidden": t.hidden if v.model != "mlp" else list(t.mlp_hidden), "layers": t.layers if v.model != "mlp" else len(t.mlp_hidden),
-                    "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs, "stride": meta["stride"],
+                    "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs, "keep_windows": meta["keep_windows"],
                     "train_windows": len(data["x_train"]), "dataset": meta["dataset"], "parameters": count_parameters(model)},
         model_info={"kind": v.model, "window": int(window), "n_features": int(n_features), "hidden": t.hidden,
                     "layers": t.layers, "mlp_hidden": list(t.mlp_hidden)},
