@@ -562,6 +562,10 @@ class SeriesTrain(Strict):
     hidden: int = Field(gt=0)  # recurrent nets: hidden units per layer
     layers: int = Field(1, ge=1, le=4)  # recurrent nets: stacked layers
     mlp_hidden: tuple[PositiveInt, ...] = (64,)  # the dense net's hidden layers (on the flattened window)
+    # CPU threads (null: the global `threads`, and one for models under 50k parameters). A recurrent
+    # net runs ~90 small ops per window: two threads help on an idle machine and collapse when
+    # another process holds a core (measured here: 50x slower), so a busy machine wants 1.
+    threads: int | None = Field(None, gt=0)
 
 
 class SeriesVariant(Strict):

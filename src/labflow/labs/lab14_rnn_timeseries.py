@@ -63,9 +63,8 @@ def evaluate(ctx: base.LabContext) -> None:
     unit = meta["unit"]
     panels = {
         f"test period, {len(idx)} days": {"actual": (when, actual)} | {v: (when, p) for v, p in nets.items()},
-        f"its first {ZOOM_DAYS} days, with persistence (tomorrow = today)": {
-            "actual": (when[zoom], actual[zoom]), "persistence": (when[zoom], persistence[zoom])}
-        | {v: (when[zoom], p[zoom]) for v, p in nets.items()},
+        f"its first {ZOOM_DAYS} days, with persistence (tomorrow = today)": {"actual": (when[zoom], actual[zoom])}
+        | {v: (when[zoom], p[zoom]) for v, p in nets.items()} | {"persistence": (when[zoom], persistence[zoom])},
     }
     title = meta["description"]
     figures = {

@@ -74,8 +74,9 @@ def evaluate(ctx: base.LabContext) -> None:
     when = series.times(data, idx)
     actual = data["series"].numpy()[idx]
     nets = series.saved_predictions(results)
-    persistence = series.baselines(data, meta)["persistence"]
-    res = residuals(actual, nets | {"persistence": persistence})
+    references = series.baselines(data, meta)
+    persistence = references["persistence"]
+    res = residuals(actual, nets | references)
     for row in table:
         if row["variant"] in res:
             r = res[row["variant"]]
@@ -86,13 +87,13 @@ def evaluate(ctx: base.LabContext) -> None:
     figures = {
         "test_predictions": figs.time_panels({
             f"test period, {len(idx)} steps": {"actual": (when, actual)} | {v: (when, p) for v, p in nets.items()},
-            f"its first {ZOOM_STEPS} steps, with persistence": {"actual": (when[zoom], actual[zoom]),
-                                                               "persistence": (when[zoom], persistence[zoom])}
-            | {v: (when[zoom], p[zoom]) for v, p in nets.items()},
+            f"its first {ZOOM_STEPS} steps, with persistence": {"actual": (when[zoom], actual[zoom])}
+            | {v: (when[zoom], p[zoom]) for v, p in nets.items()} | {"persistence": (when[zoom], persistence[zoom])},
         }, ylabel=label, title=f"{meta['description']}: one-step forecasts on the test part"),
-        "residuals": figs.time_panels({f"{name}: actual - predicted": {name: (when, r)} for name, r in res.items()},
+        "residuals": figs.time_panels({f"{name}: actual - predicted": {name: (when, res[name])} for name in [*nets, "persistence"]},
                                       ylabel=f"residual ({unit})", title="test residuals over time", zero_line=True),
-        "residual_histogram": figs.histograms(res, xlabel=f"residual, actual - predicted ({unit})",
+        "residual_histogram": figs.histograms({name: res[name] for name in [*nets, "persistence"]},
+                                              xlabel=f"residual, actual - predicted ({unit})",
                                               title="test residuals", bins=60),
         "val_rmse": figs.curves(series.val_with_persistence(results, data, "rmse"), xlabel="epoch",
                                 ylabel=f"validation RMSE ({unit})", title="validation RMSE per epoch (flat: persistence)"),

@@ -214,9 +214,11 @@ def train_forecaster(ctx: base.LabContext, variant: str) -> base.VariantResult:
     window, n_features = data["x_train"].shape[1:]
     model = seeded(lambda: build_model(v.model, window=window, n_features=n_features, hidden=t.hidden,
                                        layers=t.layers, mlp_hidden=t.mlp_hidden), ctx.seed)
-    if count_parameters(model) < SMALL_MODEL:
-        base.small_model_threads(ctx)
     device = ctx.device
+    if t.threads and device.type == "cpu":
+        torch.set_num_threads(t.threads)
+    elif count_parameters(model) < SMALL_MODEL:
+        base.small_model_threads(ctx)
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
     batches = TensorBatches(data["x_train"], data["y_train"], batch_size=t.batch_size, seed=ctx.seed, device=device)
@@ -225,8 +227,12 @@ def train_forecaster(ctx: base.LabContext, variant: str) -> base.VariantResult:
     def loss_fn(m, batch):
         return F.mse_loss(m(batch[0]), batch[1])
 
+    final_test: dict[str, np.ndarray] = {}
+
     def scores(m, split: str) -> dict[str, float]:
         pred = predict(m, data[f"x_{split}"])
+        if split == "test":
+            final_test["predicted"] = to_units(pred, meta)
         return {f"{split}_loss": F.mse_loss(pred, data[f"y_{split}"]).item()} | regression_metrics(to_units(pred, meta), true[split], split)
 
     def final_metrics(m, _result):
@@ -238,14 +244,14 @@ def train_forecaster(ctx: base.LabContext, variant: str) -> base.VariantResult:
         run_params={"model": v.model, "window": int(window), "inputs": ",".join(meta["inputs"]), "target": meta["target"],
                     "hidden": t.hidden if v.model != "mlp" else list(t.mlp_hidden), "layers": t.layers if v.model != "mlp" else len(t.mlp_hidden),
                     "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs, "keep_windows": meta["keep_windows"],
-                    "train_windows": len(data["x_train"]), "dataset": meta["dataset"], "parameters": count_parameters(model)},
+                    "train_windows": len(data["x_train"]), "dataset": meta["dataset"], "parameters": count_parameters(model),
+                    "threads": torch.get_num_threads()},
         model_info={"kind": v.model, "window": int(window), "n_features": int(n_features), "hidden": t.hidden,
                     "layers": t.layers, "mlp_hidden": list(t.mlp_hidden)},
     )
-    pred = to_units(predict(model, data["x_test"]), meta)
     base.dvc_files.write_rows(ctx.results_dir(variant) / "predictions.csv",
                               [{"row": int(i), "actual": float(a), "predicted": float(p)}
-                               for i, a, p in zip(data["idx_test"].tolist(), true["test"], pred)])
+                               for i, a, p in zip(data["idx_test"].tolist(), true["test"], final_test["predicted"])])
     return result
 
 
