@@ -25,7 +25,7 @@ Fixed from the course:
   the user CSV is put on its regular grid and short gaps are interpolated (counted in
   the data's manifest).
 
-Quick-profile cut (the method is unchanged): 40% of the training and validation windows,
+Quick-profile cut (the method is unchanged): 30% of the training and validation windows,
 drawn at random (``data.keep_windows``; neighbouring windows share 89 of their 90 steps),
 and 12 epochs; the test set keeps every window. Random rather than every 4th window: with
 48 half-hours a day, every 4th target falls on the same 12 times of day, so the nets trained
