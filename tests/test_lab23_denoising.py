@@ -82,3 +82,12 @@ def test_denoise_runs_in_chunks_and_restores_training_mode():
     assert out.shape == x.shape and model.training
     with torch.no_grad():
         assert torch.allclose(out, model.eval()(x), atol=1e-6)
+
+
+def test_the_output_bias_starts_at_the_mean_pixel_and_nothing_else_changes():
+    course = seeded(lambda: lab.conv_autoencoder((16, 8)), 42)
+    ours = seeded(lambda: lab.conv_autoencoder((16, 8), mean_pixel=0.13), 42)
+    assert torch.sigmoid(ours[-2].bias).item() == pytest.approx(0.13)
+    a, b = course.state_dict(), ours.state_dict()
+    changed = [k for k in a if not torch.equal(a[k], b[k])]
+    assert changed == ["6.bias"]  # the last transposed convolution's bias, nothing else

@@ -553,6 +553,9 @@ class Lab23Train(Strict):
     batch_size: int = Field(gt=0)
     lr: float = Field(gt=0)
     channels: tuple[PositiveInt, PositiveInt] = (16, 8)  # the two stride-2 convolutions (the decoder mirrors them)
+    # Start the output layer's bias at the logit of the mean training pixel (false: PyTorch's default
+    # init, the course's, whose all-black plateau held seed 42 at sigma 0.5; see the lab's docstring).
+    mean_pixel_output_bias: bool = True
 
 
 class Lab23Variant(Strict):

@@ -269,6 +269,7 @@ def prior_samples(model: VAE, n: int, seed: int) -> np.ndarray:
 
 def evaluate(ctx: base.LabContext) -> None:
     results = base.variant_results(ctx)
+    base.small_model_threads(ctx)
     data, meta = load_processed(ctx.processed_dir)
     x_test, y_test = data["x_test"], data["y_test"]
     models = {v: load_model(ctx.model_dir(v) / "model.pt") for v in results}
@@ -330,7 +331,7 @@ def _figures(ctx, results, models, looked, x_test, y_test, meta) -> dict:
 def _latent_maps(looked, y_test, classes, names, points: int):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(looked), figsize=(5.6 * len(looked), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(looked), figsize=(5.6 * len(looked), 5.4), squeeze=False, layout="constrained")
     n = min(points, len(y_test))
     labels = y_test[:n].numpy()
     for ax, (variant, seen) in zip(axes[0], looked.items()):

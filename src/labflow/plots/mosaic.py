@@ -13,7 +13,17 @@ import numpy as np
 
 from labflow.plots import figures as _figures  # noqa: F401  (selects the Agg backend first)
 
-SEPARATOR = 0.5  # mid grey between tiles: neither a digit's background nor its ink
+SEPARATOR = np.nan  # between tiles: drawn in SEPARATOR_COLOUR, never mistaken for a grey pixel
+SEPARATOR_COLOUR = "#4c78a8"
+
+
+def grey_map():
+    """Grey levels 0 (black) to 1 (white); separators (NaN) in a colour."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("gray").copy()
+    cmap.set_bad(SEPARATOR_COLOUR)
+    return cmap
 
 
 def tile(images: np.ndarray, cols: int, *, pad: int = 2, fill: float = SEPARATOR) -> np.ndarray:
@@ -42,7 +52,7 @@ def labelled_rows(rows: Mapping[str, np.ndarray], *, title: str, col_labels: Seq
         stacked[r * cols: r * cols + len(block)] = block
     picture = tile(stacked, cols, pad=pad)
     fig, ax = plt.subplots(figsize=(0.75 * cols + 1.8, 0.75 * len(names) + 0.8))
-    ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(picture, cmap=grey_map(), vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks([r * (h + pad) + h / 2 for r in range(len(names))], names, fontsize=8)
     if col_labels is not None:
         ax.set_xticks([c * (w + pad) + w / 2 for c in range(len(col_labels))], col_labels, fontsize=7)
@@ -68,7 +78,7 @@ def value_grid(images: np.ndarray, x_values: Sequence[float], y_values: Sequence
     n_rows, n_cols, h, w = images.shape
     picture = tile(images.reshape(n_rows * n_cols, h, w), n_cols, pad=pad)
     fig, ax = plt.subplots(figsize=(7.5, 7.5 * n_rows / n_cols + 0.3))
-    ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(picture, cmap=grey_map(), vmin=0, vmax=1, interpolation="nearest")
     every = max(1, n_cols // 8)
     ax.set_xticks([c * (w + pad) + w / 2 for c in range(0, n_cols, every)],
                   [f"{x_values[c]:.2f}" for c in range(0, n_cols, every)], fontsize=7)
