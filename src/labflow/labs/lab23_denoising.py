@@ -195,8 +195,9 @@ def evaluate(ctx: base.LabContext) -> None:
         m = results[variant]["metrics"]
         m |= {f"test_{k}": v for k, v in own.items()} | {f"noisy_test_{k}": v for k, v in baseline.items()}
         m["psnr_gain_db"] = own["psnr"] - baseline["psnr"]
-        cross[variant] = {f"test noise {levels[w]:g}": image_scores(denoise(model, noisy[w]), clean)["psnr"]
-                          for w in models}
+        on_other = {w: image_scores(denoise(model, noisy[w]), clean)["psnr"] for w in models}
+        m |= {f"test_psnr_on_{w}": value for w, value in on_other.items()}  # the test noise of variant w
+        cross[variant] = {f"test noise {levels[w]:g}": value for w, value in on_other.items()}
         table.append({"variant": variant, "noise_std": levels[variant], "noisy_psnr": baseline["psnr"],
                       "test_psnr": own["psnr"], "psnr_gain_db": m["psnr_gain_db"], "noisy_ssim": baseline["ssim"],
                       "test_ssim": own["ssim"], "test_psnr_pooled": own["psnr_pooled"], "all_black_psnr": black_psnr,
@@ -219,6 +220,10 @@ def _figures(ctx, results, levels, noisy, denoised, clean, cross) -> dict:
         rows[f"denoised ({variant})"] = denoised[variant][:n, 0].numpy()
     rows["clean"] = clean[:n, 0].numpy()
     baseline = {f"test noise {levels[v]:g}": results[v]["metrics"]["noisy_test_psnr"] for v in levels}
+    across = figs.grouped_bars(
+        {"noisy input": baseline} | {f"trained at sigma {levels[v]:g}": scores for v, scores in cross.items()},
+        ylabel="test PSNR (dB)", fmt="{:.1f}", title="each model on every test noise level (trained at one level)")
+    across.axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return {
         "noisy_denoised_clean": mosaic.labelled_rows(rows, title="test digits: noisy input, denoised output, clean original"),
         "psnr": figs.grouped_bars(
@@ -230,10 +235,7 @@ def _figures(ctx, results, levels, noisy, denoised, clean, cross) -> dict:
             {"noisy input": {f"sigma {levels[v]:g}": r["metrics"]["noisy_test_ssim"] for v, r in results.items()},
              "denoised": {f"sigma {levels[v]:g}": r["metrics"]["test_ssim"] for v, r in results.items()}},
             ylabel="test SSIM", fmt="{:.2f}", title="SSIM of the denoised digits vs the noisy input"),
-        "psnr_across_noise_levels": figs.grouped_bars(
-            {"noisy input": baseline} | {f"trained at sigma {levels[v]:g}": scores for v, scores in cross.items()},
-            ylabel="test PSNR (dB)", fmt="{:.1f}",
-            title="each model on every test noise level (trained at one level)"),
+        "psnr_across_noise_levels": across,
         "val_mse": figs.curves(base.series(results, "epoch", "val_mse"), xlabel="epoch",
                                ylabel="validation MSE (denoised vs clean)", title="validation MSE per epoch", logy=True),
     }
