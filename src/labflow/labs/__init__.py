@@ -21,6 +21,7 @@ LABS: dict[str, str] = {
     "lab13": "labflow.labs.lab13_transfer",
     "lab22": "labflow.labs.lab22_vae",
     "lab23": "labflow.labs.lab23_denoising",
+    "lab24": "labflow.labs.lab24_attention",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,
