@@ -51,7 +51,7 @@ LAB_ID = "lab23"
 TITLE = "Denoising autoencoder: noise levels 0.3, 0.5, 0.7"
 DATASETS = ("mnist",)
 EVAL_CHUNK = 2048
-HEADLINE = ("test_psnr", "test_ssim")  # what the seed bands compare (labflow.labs.seed_bands)
+HEADLINE = ("test_psnr", "psnr_gain_db", "test_ssim")  # what the seed bands compare (labflow.labs.seed_bands)
 HEADLINE_CURVE = "val_mse"
 NOISY_SPLITS = ("val", "test")  # splits whose noise is drawn once, from the seed
 
