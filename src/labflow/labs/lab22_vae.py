@@ -10,18 +10,18 @@ Fixed from the course:
 
 - **Pixel scale.** The course normalised pixels to [-1, 1] and then scored its sigmoid output
   with binary cross-entropy. BCE is a Bernoulli log-likelihood only for targets in [0, 1]: with
-  background pixels at -1 the "loss" of a pixel falls without bound as the output goes to 0, so
-  what it minimised was no ELBO (PyTorch's CPU kernel refuses such targets outright). Here
-  pixels stay in [0, 1] (``pixels.unit_pixel_splits``; ``require_unit_range`` checks it before training),
-  and the decoder returns logits scored with ``binary_cross_entropy_with_logits`` (the BCE of
-  a sigmoid output without its log(0)).
+  a background pixel at -1 its "loss", log p - 2 log(1 - p), falls without bound as the output
+  p goes to 0, so what it minimised was no ELBO (PyTorch's CPU kernel refuses such targets
+  outright). Here pixels stay in [0, 1] (``pixels.unit_pixel_splits``; ``require_unit_range``
+  checks it before training), and the decoder returns logits scored with
+  ``binary_cross_entropy_with_logits`` (the BCE of a sigmoid output without its log(0)).
 - **What is reported.** The course printed the training loss only. Here the ELBO and its two
   parts, reconstruction (BCE summed over the 784 pixels, i.e. -E_q[log p(x|z)]) and
   KL(q(z|x) || N(0, I)), in nats per image, on validation data every epoch and on the test
   split at the end, with one reparameterised sample per image from a generator seeded with the
-  data seed (the same draws for every variant and training seed). Pixels are grey levels in [0, 1], not binarised: the
-  Bernoulli "likelihood" of a grey pixel is the usual convention, not a normalised density, so
-  compare these ELBOs with each other, not with binarised-MNIST papers.
+  data seed (the same draws for every variant and training seed). Pixels are grey levels in
+  [0, 1], not binarised: the Bernoulli "likelihood" of a grey pixel is the usual convention, not
+  a normalised density, so compare these ELBOs with each other, not with binarised-MNIST papers.
 
 Figures: ELBO parts per variant, latent scatter of the test digits coloured by class (latent 2:
 the posterior means themselves; latent 16: their 2-D PCA projection, labelled so), a 2-D
@@ -314,7 +314,8 @@ def _figures(ctx, results, models, looked, x_test, y_test, meta) -> dict:
     n = min(show.reconstructions, len(x_test))
     rows = {"test digit": x_test[:n, 0].numpy()}
     rows.update({names[v]: reconstruct(m, x_test[:n]) for v, m in models.items()})
-    out["reconstructions"] = mosaic.labelled_rows(rows, title="test digits and their reconstructions (decoder mean at the posterior mean)")
+    out["reconstructions"] = mosaic.labelled_rows(
+        rows, title="test digits and their reconstructions (decoder mean at the posterior mean)")
     out["prior_samples"] = mosaic.labelled_rows(
         {names[v]: prior_samples(m, 12, ctx.seed) for v, m in models.items()},
         title="decoded samples from the prior N(0, I) (the same seed for each model)")

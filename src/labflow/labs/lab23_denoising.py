@@ -18,7 +18,8 @@ Scores (torchmetrics, computed where the model is trained, so every training see
 PSNR and SSIM of the denoised test digits against the clean ones, beside the same scores of the
 noisy input itself, the baseline a denoiser has to beat. PSNR is the mean over test images of
 each image's PSNR (``data_range`` 1; the course averaged the PSNR of 128-image batches, near our
-``test_psnr_pooled``, the PSNR of the pooled squared error). The evaluate stage also scores each model at the other two noise levels.
+``test_psnr_pooled``, the PSNR of the pooled squared error). The evaluate stage also scores each
+model at the other two noise levels.
 
 The course reported 18.57 dB for sigma 0.5 with no baseline, on test noise drawn anew on every
 run (a different number each time). Two baselines here: the noisy input, and an all-black image.
@@ -144,18 +145,18 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
     def final_metrics(m, _result):
         denoised = denoise(m, noisy["test"])
-        own, baseline = image_scores(denoised, data["x_test"]), image_scores(noisy["test"], data["x_test"])
-        return evaluate(m) | {f"test_{k}": x for k, x in own.items()} | {
-            f"noisy_test_{k}": x for k, x in baseline.items()} | {  # doing nothing scores this
-            "psnr_gain_db": own["psnr"] - baseline["psnr"],
-            "test_mse": mse(denoised, data["x_test"]),
-            "parameters": parameters,
-        }
+        own = image_scores(denoised, data["x_test"])
+        baseline = image_scores(noisy["test"], data["x_test"])  # doing nothing scores this
+        return (evaluate(m) | {f"test_{k}": x for k, x in own.items()}
+                | {f"noisy_test_{k}": x for k, x in baseline.items()}
+                | {"psnr_gain_db": own["psnr"] - baseline["psnr"], "test_mse": mse(denoised, data["x_test"]),
+                   "parameters": parameters})
 
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn,
         epochs=t.epochs, evaluate=evaluate, final_metrics=final_metrics,
-        run_params={"noise_std": v.noise_std, "channels": list(t.channels), "mean_pixel_output_bias": t.mean_pixel_output_bias, "lr": t.lr, "batch_size": t.batch_size,
+        run_params={"noise_std": v.noise_std, "channels": list(t.channels),
+                    "mean_pixel_output_bias": t.mean_pixel_output_bias, "lr": t.lr, "batch_size": t.batch_size,
                     "epochs": t.epochs, "dataset": meta["dataset"], "parameters": parameters},
         model_info={"kind": "conv_autoencoder", "channels": list(t.channels), "in_channels": data["x_train"].shape[1],
                     "noise_std": v.noise_std, "mean_pixel": mean_pixel},
@@ -238,7 +239,8 @@ def _figures(ctx, results, levels, noisy, denoised, clean, cross) -> dict:
         ylabel="test PSNR (dB)", fmt="{:.1f}", title="each model on every test noise level (trained at one level)")
     across.axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return {
-        "noisy_denoised_clean": mosaic.labelled_rows(rows, title="test digits: noisy input, denoised output, clean original"),
+        "noisy_denoised_clean": mosaic.labelled_rows(
+            rows, title="test digits: noisy input, denoised output, clean original"),
         "psnr": figs.grouped_bars(
             {"noisy input": {f"sigma {levels[v]:g}": r["metrics"]["noisy_test_psnr"] for v, r in results.items()},
              "denoised": {f"sigma {levels[v]:g}": r["metrics"]["test_psnr"] for v, r in results.items()}},
