@@ -656,6 +656,64 @@ class Lab18Config(Strict):
     variants: dict[str, SeriesVariant] = Field(min_length=1)
 
 
+class Lab22Train(Strict):
+    """One MLP encoder/decoder (the course's 784-400-200 widths) for every latent size."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    hidden: tuple[PositiveInt, ...] = Field((400, 200), min_length=1)  # encoder widths; the decoder mirrors them
+
+
+class Lab22Variant(Strict):
+    latent: int = Field(ge=2, le=256)  # latent dimensions; 2 can be drawn as a map as it is
+
+
+class Lab22Show(Strict):
+    """What the figures draw (lab 22's evaluate stage)."""
+
+    traversal_steps: int = Field(15, ge=3, le=30)  # a steps x steps grid of decoded latent points
+    # The grid spans the prior's quantiles [q, 1 - q] in each of the two varied dimensions.
+    traversal_quantile: float = Field(0.05, gt=0, lt=0.5)
+    reconstructions: int = Field(10, ge=1, le=32)  # test digits shown with each variant's reconstruction
+    map_points: int = Field(2000, gt=0)  # test digits in the latent scatter (at most the test split)
+
+
+class Lab22Config(Strict):
+    data: SplitConfig
+    train: Lab22Train
+    show: Lab22Show = Lab22Show()
+    variants: dict[str, Lab22Variant] = Field(min_length=1)
+
+
+class Lab23Train(Strict):
+    """The course's convolutional autoencoder, the same for every noise level."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    channels: tuple[PositiveInt, PositiveInt] = (16, 8)  # the two stride-2 convolutions (the decoder mirrors them)
+    # Start the output layer's bias at the logit of the mean training pixel (false: PyTorch's default
+    # init, the course's, whose all-black plateau held seed 42 at sigma 0.5; see the lab's docstring).
+    mean_pixel_output_bias: bool = True
+
+
+class Lab23Variant(Strict):
+    # Standard deviation of the Gaussian noise added to pixels in [0, 1] (then clipped to [0, 1]).
+    noise_std: float = Field(gt=0, le=2)
+
+
+class Lab23Show(Strict):
+    images: int = Field(8, ge=1, le=32)  # test digits in the noisy / denoised / clean grids
+
+
+class Lab23Config(Strict):
+    data: SplitConfig
+    train: Lab23Train
+    show: Lab23Show = Lab23Show()
+    variants: dict[str, Lab23Variant] = Field(min_length=1)
+
+
 LAB_MODELS: dict[str, type[Strict]] = {
     "lab01": Lab01Config,
     "lab02": Lab02Config,
@@ -673,6 +731,8 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab24": Lab24Config,
     "lab14": Lab14Config,
     "lab18": Lab18Config,
+    "lab22": Lab22Config,
+    "lab23": Lab23Config,
 }
 
 
@@ -705,6 +765,8 @@ class Params(Strict):
     lab24: Lab24Config
     lab14: Lab14Config
     lab18: Lab18Config
+    lab22: Lab22Config
+    lab23: Lab23Config
 
     @model_validator(mode="after")
     def _seed_is_a_training_seed(self):

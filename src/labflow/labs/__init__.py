@@ -19,6 +19,8 @@ LABS: dict[str, str] = {
     "lab11": "labflow.labs.lab11_feature_maps",
     "lab12": "labflow.labs.lab12_detection",
     "lab13": "labflow.labs.lab13_transfer",
+    "lab22": "labflow.labs.lab22_vae",
+    "lab23": "labflow.labs.lab23_denoising",
     "lab24": "labflow.labs.lab24_attention",
     "lab14": "labflow.labs.lab14_rnn_timeseries",
     "lab18": "labflow.labs.lab18_forecasting",
