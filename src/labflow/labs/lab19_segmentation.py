@@ -399,11 +399,11 @@ def _figures(ctx, results, meta, test_x, test_y, predictions, baseline_pred, bas
         "val_iou": figs.curves(base.series(results, "epoch", "val_iou"), xlabel="epoch", ylabel="validation IoU",
                                title=f"validation IoU per epoch (threshold baseline on test: {baseline['iou']:.3f})"),
         "losses": figs.panels(
-            {f"{variant}: {term}": {"train": base.series(results, "epoch", f"train_{term}_loss")[variant],
-                                    "validation": base.series(results, "epoch", f"val_{term}_loss")[variant]}
-             for variant in results for term in ("dice", "bce")},
+            {name: {f"{variant} {part}": base.series(results, "epoch", f"{prefix}_{term}_loss")[variant]
+                    for variant in results for part, prefix in (("train", "train"), ("validation", "val"))}
+             for name, term in (("epoch (soft Dice loss)", "dice"), ("epoch (binary cross-entropy)", "bce"))},
             xlabel="epoch", ylabel="loss",
-            title="Dice loss and BCE per epoch, each variant (dice trains on Dice only; BCE is measured alike)"),
+            title="both terms for every variant (the dice variant trains on the Dice loss only; its BCE is measured)"),
         "test_iou_per_image": figs.histograms(per_image, xlabel="IoU of one test image", bins=20,
                                               title=f"IoU per test image (threshold baseline: {rule})"),
         "test_probabilities": _probability_histogram(figs, predictions),
