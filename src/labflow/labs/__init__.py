@@ -19,6 +19,7 @@ LABS: dict[str, str] = {
     "lab11": "labflow.labs.lab11_feature_maps",
     "lab12": "labflow.labs.lab12_detection",
     "lab13": "labflow.labs.lab13_transfer",
+    "lab24": "labflow.labs.lab24_attention",
     "lab19": "labflow.labs.lab19_segmentation",
 }
 
