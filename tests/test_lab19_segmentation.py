@@ -230,6 +230,17 @@ def test_unet_from_the_same_seed_is_the_same_and_keeps_only_the_stages_it_uses()
     assert hasattr(lab.build_unet("resnet18", 5, (32, 16, 8, 8, 8), 3).encoder, "layer4")
 
 
+def test_imagenet_weights_offline_name_the_key_to_change(monkeypatch):
+    import segmentation_models_pytorch.encoders as encoders
+
+    def unreachable(*a, **k):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(encoders, "hf_hub_download", unreachable)  # never touch the network
+    with pytest.raises(DataError, match="imagenet weights of resnet18.*no route to host.*encoder_weights: null"):
+        lab.build_unet("resnet18", 4, (32, 16, 8, 8), 3, weights="imagenet")
+
+
 def test_normalisation_uses_imagenet_statistics_only_for_imagenet_weights():
     meta = {"mean": [0.2], "std": [0.3], "channels": 1}
     assert lab.normalisation(meta, None) == ([0.2], [0.3])

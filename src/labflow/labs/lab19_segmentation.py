@@ -47,6 +47,7 @@ import torch
 from torch.nn import functional as F
 
 from labflow import paths
+from labflow.data.download import DataError
 from labflow.labs import base
 from labflow.labs.tensors import load_processed, save_processed
 from labflow.train import TensorBatches
@@ -128,8 +129,8 @@ def _real_tensors(d, seed: int) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------- model, loss, metrics
 
 
-class ModelUnavailable(RuntimeError):
-    """The encoder's pretrained weights could not be fetched (offline)."""
+class WeightsUnavailable(DataError):
+    """The encoder's pretrained weights could not be fetched (offline): one line naming the key to change."""
 
 
 def build_unet(encoder: str, depth: int, decoder_channels, in_channels: int, weights: str | None = None):
@@ -147,7 +148,7 @@ def build_unet(encoder: str, depth: int, decoder_channels, in_channels: int, wei
     except Exception as err:  # noqa: BLE001 - offline hub errors come in many types
         if weights is None:
             raise
-        raise ModelUnavailable(
+        raise WeightsUnavailable(
             f"the {weights} weights of {encoder} could not be loaded ({type(err).__name__}: {err}); they come from "
             "the Hugging Face hub (internet). Set lab19.model.encoder_weights: null to train from scratch."
         ) from None
