@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from labflow.config import ConfigError, SegmentationFolderSource, SegmentationSetSource, parse_params
+from labflow.config import ConfigError, SegmentationSource, parse_params
 from labflow.data.datasets import _save_images
 from labflow.data.download import DataError
 from labflow.data.manifest import verify_manifest, write_manifest
@@ -263,7 +263,14 @@ def test_config_checks_the_unet_against_the_image_side():
     with pytest.raises(ConfigError, match="decoder_channels has 2 entries for encoder_depth 4"):
         params("quick", short_decoder)
     full = params("full")
-    assert full.lab19.data.dataset == "oxford_pets" and full.lab19.model.encoder == "resnet34"
+    assert full.lab19.data.dataset == "segmentation" and full.data.segmentation.source == "oxford_pets"
+    assert full.lab19.model.encoder == "resnet34" and full.lab19.model.encoder_depth == 5
+
+    def odd_pets(raw):
+        raw["data"]["segmentation"]["image_size"] = 144  # a multiple of 16, not of 32 (depth 5)
+
+    with pytest.raises(ConfigError, match=r"data.segmentation.image_size 144.*multiple of 32"):
+        params("full", odd_pets)
     assert params("quick").lab19.model.encoder_weights is None  # no ImageNet weights offline
 
 
@@ -331,15 +338,35 @@ def _pair_folder(root, n=5, size=(20, 16), mask_values=(0, 255)):
 @pytest.mark.parametrize("mask_values", [(0, 255), (0, 1)])
 def test_segmentation_folder_builds_resized_pairs_with_a_fixed_split(tmp_path, mask_values):
     root = _pair_folder(tmp_path / "pairs", mask_values=mask_values)
-    src = SegmentationFolderSource(folder=str(root), image_size=32, test_fraction=0.4)
-    manifest = fetch_segmentation("segmentation_folder", "full", src, tmp_path / "raw")
+    src = SegmentationSource(source="folder", folder=str(root), image_size=32, test_fraction=0.4)
+    manifest = fetch_segmentation("full", src, tmp_path / "raw")
     assert manifest["kind"] == "segmentation" and (manifest["n_train"], manifest["n_test"]) == (3, 2)
     data = load_segmentation(tmp_path / "raw")
     assert data.x_train.shape == (3, 32, 32, 3) and data.m_test.shape == (2, 32, 32)
     assert set(np.unique(data.m_train)) == {0, 1}
     assert data.m_train[:, :16].all() and not data.m_train[:, 16:].any()  # nearest resize keeps the halves
-    again = fetch_segmentation("segmentation_folder", "full", src, tmp_path / "raw2")
+    assert data.source == "folder"
+    again = fetch_segmentation("full", src, tmp_path / "raw2")
     assert again["files"] == manifest["files"]
+
+
+def test_full_profile_preprocess_splits_the_real_sets_training_part(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    root = _pair_folder(tmp_path / "pairs", n=12)
+    fetch_segmentation("full", SegmentationSource(source="folder", folder=str(root), image_size=32, test_fraction=0.25),
+                       tmp_path / "data" / "raw" / "segmentation")
+
+    def edit(raw):
+        raw["data"]["segmentation"] |= {"source": "folder", "folder": str(root), "image_size": 32}
+        raw["lab19"]["profiles"]["full"]["data"]["val_source_fraction"] = 0.25
+
+    ctx = smoke_ctx("full", edit)
+    meta = lab.preprocess(ctx)
+    assert meta["sizes"] == {"train": 7, "val": 2, "test": 3} and meta["channels"] == 3
+    assert meta["dataset"] == "folder" and len(meta["mean"]) == 3
+    tensors = torch.load(ctx.processed_dir / "tensors.pt", weights_only=True)
+    assert tensors["images_val"].shape == (2, 3, 32, 32) and tensors["masks_test"].shape == (3, 1, 32, 32)
+    assert tensors["masks_train"][:, 0, :16].all() and not tensors["masks_train"][:, 0, 16:].any()
 
 
 def _broken(kind):
@@ -376,15 +403,16 @@ def test_a_malformed_segmentation_folder_names_the_key_and_the_layout(tmp_path, 
     root = tmp_path / "pairs"
     _broken(kind)(root)
     with pytest.raises(DataError, match=message) as info:
-        fetch_segmentation("segmentation_folder", "full", SegmentationFolderSource(folder=str(root)), tmp_path / "raw")
-    assert "data.segmentation_folder.folder" in str(info.value)
+        fetch_segmentation("full", SegmentationSource(source="folder", folder=str(root)), tmp_path / "raw")
+    assert "data.segmentation.folder" in str(info.value)
     assert "images/<name>" in str(info.value) and "masks/<name>.png" in str(info.value)
     assert not (tmp_path / "raw").exists()
 
 
-def test_an_unset_segmentation_folder_says_what_to_set():
-    with pytest.raises(DataError, match="data.segmentation_folder.folder is not set.*masks/<name>.png"):
-        fetch_segmentation("segmentation_folder", "full", SegmentationFolderSource(), "unused")
+def test_an_unset_segmentation_folder_says_what_to_set(tmp_path):
+    with pytest.raises(DataError, match="data.segmentation.folder is not set.*masks/<name>.png"):
+        fetch_segmentation("full", SegmentationSource(source="folder"), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
 
 
 def _pets_cache(cache, names):
@@ -406,11 +434,12 @@ def _pets_cache(cache, names):
 
 def test_oxford_pets_through_torchvisions_class_from_its_cache(tmp_path):
     _pets_cache(tmp_path / "cache", {"trainval": ["cat_1", "dog_2", "dog_3"], "test": ["cat_4"]})
-    manifest = fetch_segmentation("oxford_pets", "full", SegmentationSetSource(image_size=32), tmp_path / "raw",
-                                  cache=tmp_path / "cache")
+    # folder is set but unused: the source decides
+    src = SegmentationSource(source="oxford_pets", folder=str(tmp_path / "nowhere"), image_size=32)
+    manifest = fetch_segmentation("full", src, tmp_path / "raw", cache=tmp_path / "cache")
     assert (manifest["n_train"], manifest["n_test"]) == (3, 1) and "pet (1) or border (3)" in manifest["mask_rule"]
     data = load_segmentation(tmp_path / "raw")
-    assert data.x_train.shape == (3, 32, 32, 3)
+    assert data.x_train.shape == (3, 32, 32, 3) and data.source == "oxford_pets"
     expected = pet_foreground(np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(
         np.pad(np.full((11, 20), 1, np.uint8), ((9, 10), (10, 10)), constant_values=2)).resize((32, 32), 0)))
     assert np.array_equal(data.m_test[0], expected)
@@ -427,13 +456,13 @@ def test_oxford_pets_unreachable_says_where_to_put_the_archives(tmp_path, monkey
 
     monkeypatch.setattr(oxford_iiit_pet, "download_and_extract_archive", unreachable)  # never touch the network
     with pytest.raises(DataError, match="no route to host.*copy both archives into .*oxford-iiit-pet"):
-        fetch_segmentation("oxford_pets", "full", SegmentationSetSource(), tmp_path / "raw", cache=tmp_path / "c")
+        fetch_segmentation("full", SegmentationSource(), tmp_path / "raw", cache=tmp_path / "c")
     assert not (tmp_path / "raw").exists()
 
 
-@pytest.mark.parametrize("name", ["oxford_pets", "segmentation_folder"])
-def test_segmentation_sets_are_valid_unused_markers_offline(tmp_path, name):
-    manifest = fetch_segmentation(name, "quick", SegmentationFolderSource(), tmp_path / "raw")
+@pytest.mark.parametrize("source", ["oxford_pets", "folder"])
+def test_the_segmentation_set_is_a_valid_unused_marker_offline(tmp_path, source):
+    manifest = fetch_segmentation("quick", SegmentationSource(source=source), tmp_path / "raw")
     assert manifest["kind"] == "unavailable" and verify_manifest(tmp_path / "raw") == manifest
     with pytest.raises(DataError, match="holds no data"):
         load_segmentation(tmp_path / "raw")

@@ -60,18 +60,13 @@ class ImageFolderSource(Strict):
     folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
     image_size: int = Field(64, ge=8, le=512)  # images are centre-cropped and resized to this square
     test_fraction: float = Field(0.2, gt=0, lt=1)
-class SegmentationSetSource(Strict):
-    """Oxford-IIIT Pet (full profile, lab 19): torchvision downloads it; images and masks resized to squares."""
+class SegmentationSource(Strict):
+    """Lab 19's real segmentation set (full profile): Oxford-IIIT Pet through torchvision, or your own folder."""
 
-    image_size: int = Field(160, ge=32, le=1024)
-
-
-class SegmentationFolderSource(Strict):
-    """Image/mask pairs the user provides (full profile, lab 19): images/<name>.* and masks/<name>.png."""
-
-    folder: str | None = None  # null: not provided (fine for smoke/quick, an error when lab 19 uses it)
+    source: Literal["oxford_pets", "folder"] = "oxford_pets"
+    folder: str | None = None  # source folder: images/<name>.* and masks/<name>.png (null: not provided)
     image_size: int = Field(160, ge=32, le=1024)  # images and masks are resized to this square
-    test_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # source folder only: a fixed split (the pets have theirs)
 
 
 class PinnedOnlineSource(OnlineSource):
@@ -101,8 +96,7 @@ class DataConfig(Strict):
     flowers: DatasetSources  # full profile only (lab 13): TensorFlow's 5-class flower photos
     resnet18_imagenet: PinnedSources  # full profile only (lab 13): torchvision's ImageNet ResNet18 weights
     voc2007: DatasetSources
-    oxford_pets: SegmentationSetSource = SegmentationSetSource()  # full profile only (lab 19)
-    segmentation_folder: SegmentationFolderSource = SegmentationFolderSource()  # full profile, your own (lab 19)
+    segmentation: SegmentationSource = SegmentationSource()  # full profile only (lab 19)
 
 
 # --------------------------------------------------------------------------- labs
@@ -587,8 +581,8 @@ class Lab24Config(Strict):
 
 class Lab19Data(Strict):
     # smoke/quick: canvases of Fashion-MNIST (or MNIST) objects with their true masks;
-    # full: oxford_pets (torchvision) or segmentation_folder (data.segmentation_folder.folder).
-    dataset: Literal["fashion_mnist", "mnist", "oxford_pets", "segmentation_folder"]
+    # full: segmentation (data.segmentation: Oxford-IIIT Pet or your own folder).
+    dataset: Literal["fashion_mnist", "mnist", "segmentation"]
     # Canvases per split (required for canvases); for a real set the first N images of each split (null: all).
     train_images: int | None = Field(None, gt=0)
     val_images: int | None = Field(None, gt=0)

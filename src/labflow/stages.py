@@ -61,7 +61,7 @@ def download(dataset: str) -> None:
     if dataset in USER_FOLDER_DATASETS:
         manifest = fetch_folder(dataset, params.profile, source, paths.raw_dir(dataset))
     elif dataset in SEGMENTATION_DATASETS:
-        manifest = fetch_segmentation(dataset, params.profile, source, paths.raw_dir(dataset))
+        manifest = fetch_segmentation(params.profile, source, paths.raw_dir(dataset))
     elif params.profile != "full" and get_spec(dataset).build_offline is None:
         # No offline copy (CIFAR-10): a valid folder saying so keeps `dvc repro` working offline.
         manifest = mark_unavailable(dataset, params.profile, paths.raw_dir(dataset))

@@ -1,21 +1,25 @@
-"""Segmentation data sets for the full profile: Oxford-IIIT Pet, or the user's image/mask folder.
+"""Lab 19's real segmentation set (full profile): Oxford-IIIT Pet, or the user's image/mask folder.
 
-Both are turned into one raw format, ``segmentation.npz``: ``x_train``/``x_test`` uint8
-N x S x S x 3 (RGB, resized to ``image_size`` squares) and ``m_train``/``m_test`` uint8
-N x S x S (1 = foreground, 0 = background; resized with nearest neighbours, so a mask
-stays a mask). Resizing to a square changes the aspect ratio of image and mask alike.
+One data set, ``segmentation`` (params.yaml: ``data.segmentation``), whose ``source`` picks
+where it comes from; either way it becomes one raw format, ``segmentation.npz``:
+``x_train``/``x_test`` uint8 N x S x S x 3 (RGB, resized to ``image_size`` squares) and
+``m_train``/``m_test`` uint8 N x S x S (1 = foreground, 0 = background; resized with nearest
+neighbours, so a mask stays a mask). Resizing to a square changes the aspect ratio of image
+and mask alike.
 
-- ``oxford_pets``: torchvision's ``OxfordIIITPet`` class downloads the two archives
-  (images and annotations, md5-checked by torchvision) into the download cache, once.
-  Its trimaps mark each pixel pet (1), background (2) or border (3); pet and border are
+- ``source: oxford_pets``: torchvision's ``OxfordIIITPet`` class downloads the two archives
+  (images and annotations, md5-checked by torchvision) into the download cache, once. Its
+  trimaps mark each pixel pet (1), background (2) or border (3); pet and border are
   foreground, as in segmentation-models-pytorch's own Oxford Pet example. Its official
   trainval/test lists are the train/test split.
-- ``segmentation_folder``: ``data.segmentation_folder.folder`` in params.yaml, laid out as
-  ``images/<name>.<jpg|png|...>`` and ``masks/<name>.png`` (the same ``<name>``). Masks
-  are 0/255 (foreground above 127) or 0/1 images; the split is fixed (its own seed).
+- ``source: folder``: ``data.segmentation.folder``, laid out as ``images/<name>.<jpg|png|...>``
+  and ``masks/<name>.png`` (the same ``<name>``). Masks are 0/255 (foreground above 127) or
+  0/1 images; the split is fixed (its own seed, ``test_fraction`` of the pairs).
 
-Under the smoke and quick profiles neither is used (lab 19 pastes real objects on
-canvases instead): the download stage writes a marker saying so, as for CIFAR-10.
+One data set rather than two keeps the pipeline honest: its download stage depends on
+``data.segmentation``, so switching the source rebuilds it, and the full profile never
+downloads the set it does not use. Under the smoke and quick profiles it is not used (lab 19
+pastes real objects on canvases instead): the download stage writes a marker saying so.
 """
 
 from __future__ import annotations
@@ -33,12 +37,13 @@ from labflow.data.download import DataError
 from labflow.data.manifest import write_manifest
 
 if TYPE_CHECKING:
-    from labflow.config import SegmentationFolderSource, SegmentationSetSource
+    from labflow.config import SegmentationSource
 
 SEGMENTATION = "segmentation.npz"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # A user folder's train/test split is part of the data set, fixed like MNIST-5k's (not the params seed).
 FOLDER_SPLIT_SEED = 20240119
+KEY = "data.segmentation.folder"
 FOLDER_LAYOUT = ("a folder with images/<name>.<jpg|png|...> and masks/<name>.png (the same <name> for an image "
                  "and its mask; masks 0 = background, 255 (anything above 127) or 1 = foreground)")
 PET_TRIMAP_FOREGROUND = (1, 3)  # pet, border; 2 is background
@@ -50,25 +55,21 @@ class SegmentationData:
     m_train: np.ndarray  # uint8 N x S x S, 1 = foreground
     x_test: np.ndarray
     m_test: np.ndarray
+    source: str = ""  # oxford_pets or folder
 
 
 @dataclass(frozen=True)
 class SegmentationSpec:
     name: str
-    full: str  # where the full profile gets it
 
     def describe(self, profile: str) -> str:
         if profile == "full":
-            return f"{self.name}: {self.full}"
+            return (f"{self.name}: data.segmentation.source: oxford_pets (online, Oxford-IIIT Pet through torchvision's "
+                    f"OxfordIIITPet, md5-checked) or folder ({KEY}: images/ and masks/ with the same names)")
         return f"{self.name}: not used by the {profile} profile (lab 19 pastes real objects on canvases)"
 
 
-SEGMENTATION_DATASETS: dict[str, SegmentationSpec] = {
-    "oxford_pets": SegmentationSpec(
-        "oxford_pets", "online, Oxford-IIIT Pet through torchvision's OxfordIIITPet (md5-checked by torchvision)"),
-    "segmentation_folder": SegmentationSpec(
-        "segmentation_folder", "user folder data.segmentation_folder.folder (images/ and masks/ with the same names)"),
-}
+SEGMENTATION_DATASETS: dict[str, SegmentationSpec] = {"segmentation": SegmentationSpec("segmentation")}
 
 
 # --------------------------------------------------------------------------- reading and resizing
@@ -107,8 +108,8 @@ def _pets_split(cache: Path, split: str, size: int) -> tuple[np.ndarray, np.ndar
         raise DataError(
             f"Oxford-IIIT Pet could not be downloaded into {cache} ({err}). torchvision fetches images.tar.gz and "
             "annotations.tar.gz from www.robots.ox.ac.uk and checks their md5; without internet, copy both archives "
-            f"into {cache / 'oxford-iiit-pet'}, or set lab19.data.dataset: segmentation_folder and "
-            "data.segmentation_folder.folder to use your own images and masks."
+            f"into {cache / 'oxford-iiit-pet'}, or set data.segmentation.source: folder and {KEY} to use your own "
+            "images and masks."
         ) from None
     images, masks = [], []
     for i in range(len(ds)):
@@ -187,37 +188,35 @@ def build_from_folder(root: Path, dest: Path, *, image_size: int, test_fraction:
 # --------------------------------------------------------------------------- the download stage
 
 
-def fetch_segmentation(name: str, profile: str, source, dest: str | os.PathLike, cache: str | os.PathLike | None = None
-                       ) -> dict:
-    """The download stage of a segmentation data set: built under ``full``, a marker otherwise."""
+def fetch_segmentation(profile: str, source: SegmentationSource, dest: str | os.PathLike,
+                       cache: str | os.PathLike | None = None) -> dict:
+    """The download stage of ``segmentation``: built under ``full`` from ``source.source``, a marker otherwise."""
     from labflow.data.datasets import PROFILES, _replace_dir, default_cache, mark_unavailable
 
-    if name not in SEGMENTATION_DATASETS:
-        raise DataError(f"unknown segmentation data set '{name}'; known: {', '.join(sorted(SEGMENTATION_DATASETS))}")
     if profile not in PROFILES:
         raise DataError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")
     if profile != "full":
-        return mark_unavailable(name, profile, dest, "the full profile's segmentation data; the quick and smoke "
-                                                     "profiles paste real objects on canvases (lab 19)")
-    key = f"data.{name}.folder"
-    if name == "segmentation_folder" and not source.folder:
-        raise DataError(f"{key} is not set: lab 19 reads {name} from your own folder under the full profile. "
-                        f"Set {key} in params.yaml to {FOLDER_LAYOUT}.")
+        return mark_unavailable("segmentation", profile, dest, "the full profile's segmentation data; the quick "
+                                                               "and smoke profiles paste real objects on canvases")
+    if source.source == "folder" and not source.folder:
+        raise DataError(f"{KEY} is not set: data.segmentation.source is folder, so lab 19 reads your own images "
+                        f"and masks. Set {KEY} in params.yaml to {FOLDER_LAYOUT}.")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
     build.chmod(0o755)
     try:
-        if name == "oxford_pets":
-            folder = Path(cache) if cache else default_cache() / name
+        if source.source == "oxford_pets":
+            folder = Path(cache) if cache else default_cache() / "oxford_pets"
             extra = build_pets(folder, build, source.image_size)
-            origin = "online: torchvision OxfordIIITPet"
+            origin = "online: Oxford-IIIT Pet (torchvision OxfordIIITPet)"
         else:
             root = Path(source.folder).expanduser()
             extra = build_from_folder(root, build, image_size=source.image_size, test_fraction=source.test_fraction,
-                                      key=key)
+                                      key=KEY)
             origin = f"user folder: {root.resolve()}"
-        manifest = write_manifest(build, extra | {"dataset": name, "profile": profile, "source": origin})
+        manifest = write_manifest(build, extra | {"dataset": "segmentation", "profile": profile, "source": origin,
+                                                  "segmentation_source": source.source})
         _replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
@@ -229,6 +228,7 @@ def load_segmentation(dest: str | os.PathLike) -> SegmentationData:
     from labflow.data.datasets import _manifest_of_kind
 
     dest = Path(dest)
-    _manifest_of_kind(dest, "segmentation")
+    manifest = _manifest_of_kind(dest, "segmentation")
     with np.load(dest / SEGMENTATION) as z:
-        return SegmentationData(z["x_train"], z["m_train"], z["x_test"], z["m_test"])
+        return SegmentationData(z["x_train"], z["m_train"], z["x_test"], z["m_test"],
+                                manifest.get("segmentation_source", ""))

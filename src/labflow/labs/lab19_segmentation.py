@@ -9,7 +9,8 @@ network has to learn to ignore, and a tuned global threshold is the baseline in 
 Training, validation and test canvases draw their objects and their clutter from disjoint
 source images (validation from a held-out part of the source's training images, test from
 its test images). Full profile: Oxford-IIIT Pet masks (torchvision) or the user's folder of
-image/mask pairs (``labflow.data.segmentation``), split train/val from its training part.
+image/mask pairs (``data.segmentation``, ``labflow.data.segmentation``), its training part split
+into train and validation.
 
 Variants: the same UNet (encoder, depth, decoder), seed and initial weights, batches, Adam
 learning rate and epochs; only the loss differs:
@@ -54,7 +55,7 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab19"
 TITLE = "UNet segmentation (segmentation-models-pytorch): Dice vs Dice + BCE, IoU on held-out images"
-DATASETS = ("fashion_mnist", "mnist", "oxford_pets", "segmentation_folder")
+DATASETS = ("fashion_mnist", "mnist", "segmentation")
 SPLITS = ("train", "val", "test")
 HEADLINE = ("test_iou", "test_dice")  # what the seed bands compare (labflow.labs.seed_bands)
 HEADLINE_CURVE = "val_iou"
@@ -121,7 +122,7 @@ def _real_tensors(d, seed: int) -> tuple[dict, dict]:
         idx = idx[: limits[split]]
         tensors[f"images_{split}"] = torch.from_numpy(np.ascontiguousarray(x[idx].transpose(0, 3, 1, 2)))
         tensors[f"masks_{split}"] = torch.from_numpy(m[idx]).unsqueeze(1)
-    meta = {"dataset": d.dataset, "source": d.dataset, "image_size": int(data.x_train.shape[1]),
+    meta = {"dataset": data.source or d.dataset, "source": d.dataset, "image_size": int(data.x_train.shape[1]),
             "source_parts": {"train": "train", "val": "train", "test": "test"}}
     return tensors, meta
 
