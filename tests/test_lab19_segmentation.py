@@ -101,7 +101,8 @@ def fake_repo(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     x, y = sources(400, seed=1)
     xt, yt = sources(100, seed=2)
-    write_manifest(folder, _save_images(folder, x, y, xt, yt, [f"c{i}" for i in range(10)]) | {"dataset": "fashion_mnist"})
+    extra = _save_images(folder, x, y, xt, yt, [f"c{i}" for i in range(10)])
+    write_manifest(folder, extra | {"dataset": "fashion_mnist"})
     return tmp_path
 
 
@@ -192,7 +193,8 @@ def test_micro_iou_matches_torchmetrics_and_per_image_is_the_mean():
     assert scores["iou"] == pytest.approx(BinaryJaccardIndex(threshold=0.5)(probs, y).item(), abs=1e-6)
     assert scores["iou_per_image"] == pytest.approx(float(lab.per_image_iou(stats).mean()), abs=1e-6)
     split = lab.split_scores(probs, y)
-    assert split["bce_loss"] == pytest.approx(torch.nn.functional.binary_cross_entropy(probs, y.float()).item(), rel=1e-5)
+    bce = torch.nn.functional.binary_cross_entropy(probs, y.float()).item()
+    assert split["bce_loss"] == pytest.approx(bce, rel=1e-5)
 
 
 def test_threshold_baseline_finds_the_level_and_the_polarity():

@@ -64,8 +64,8 @@ class SegmentationSpec:
 
     def describe(self, profile: str) -> str:
         if profile == "full":
-            return (f"{self.name}: data.segmentation.source: oxford_pets (online, Oxford-IIIT Pet through torchvision's "
-                    f"OxfordIIITPet, md5-checked) or folder ({KEY}: images/ and masks/ with the same names)")
+            return (f"{self.name}: data.segmentation.source: oxford_pets (online, Oxford-IIIT Pet through "
+                    f"torchvision's OxfordIIITPet, md5-checked) or folder ({KEY}: images/ and masks/, same names)")
         return f"{self.name}: not used by the {profile} profile (lab 19 pastes real objects on canvases)"
 
 
@@ -136,7 +136,8 @@ def _pairs(root: Path, key: str) -> list[tuple[Path, Path]]:
         raise DataError(f"{where} is not a folder. Set {key} in params.yaml to {FOLDER_LAYOUT}.")
     missing = [sub for sub in ("images", "masks") if not (root / sub).is_dir()]
     if missing:
-        raise DataError(f"{where} has no {' or '.join(s + '/' for s in missing)} subfolder. {key} must be {FOLDER_LAYOUT}.")
+        raise DataError(f"{where} has no {' or '.join(s + '/' for s in missing)} subfolder. "
+                        f"{key} must be {FOLDER_LAYOUT}.")
     listing = {sub: {p.stem: p for p in sorted((root / sub).iterdir())
                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES} for sub in ("images", "masks")}
     if not listing["images"]:

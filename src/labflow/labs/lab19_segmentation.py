@@ -406,7 +406,7 @@ def _figures(ctx, results, meta, test_x, test_y, predictions, baseline_pred, bas
     return {
         "test_overlays": draw_overlays(test_x[:n], test_y[:n], {k: p[:n] for k, p in shown.items()}, meta),
         "test_scores": figs.grouped_bars(scores, ylabel="test score",
-                                         title=f"IoU and Dice on {len(test_x)} held-out test images ({meta['dataset']})"),
+                                         title=f"IoU and Dice on {len(test_x)} held-out test images"),
         "val_iou": figs.curves(base.series(results, "epoch", "val_iou"), xlabel="epoch", ylabel="validation IoU",
                                title=f"validation IoU per epoch (threshold baseline on test: {baseline['iou']:.3f})"),
         "losses": figs.panels(
@@ -463,8 +463,8 @@ def draw_overlays(images: torch.Tensor, masks: torch.Tensor, predictions: dict[s
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.legend(handles=[Patch(color=(0.1, 0.8, 0.2), label="found"), Patch(color=(0.95, 0.15, 0.1), label="false alarm"),
-                        Patch(color=(0.15, 0.35, 1.0), label="missed")], loc="lower center", ncol=3, fontsize=8)
+    legend = {"found": (0.1, 0.8, 0.2), "false alarm": (0.95, 0.15, 0.1), "missed": (0.15, 0.35, 1.0)}
+    fig.legend(handles=[Patch(color=c, label=k) for k, c in legend.items()], loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(f"held-out test images ({meta['dataset']}): truth and predictions")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
