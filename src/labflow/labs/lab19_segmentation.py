@@ -36,7 +36,9 @@ The course's bugs, fixed here:
   statistics, and a network from scratch gets its training images' own.
 
 segmentation-models-pytorch (and timm under it) is imported only inside this module's
-functions: no other lab's stage pays for it (tested).
+functions: no other lab's stage pays for it (tested). On a CPU the stages run on one thread
+unless params.yaml sets ``threads`` (as lab 12: with other work on the second core, two
+threads on these small convolutions stall each other).
 """
 
 from __future__ import annotations
@@ -296,7 +298,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     t, v, mc = ctx.cfg.train, ctx.variant_cfg(variant), ctx.cfg.model
     data, meta = load_splits(ctx)
     device = ctx.device
-    base.small_model_threads(ctx)  # see the README's lab notes: one thread is faster on a shared 2-core machine
+    base.small_model_threads(ctx)  # one thread unless params.yaml sets threads (see the module docstring)
     model = seeded(lambda: build_unet(mc.encoder, mc.encoder_depth, mc.decoder_channels, meta["channels"],
                                       mc.encoder_weights), ctx.seed).to(device)
     mean, std = normalisation(meta, mc.encoder_weights)
