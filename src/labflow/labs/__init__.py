@@ -24,6 +24,7 @@ LABS: dict[str, str] = {
     "lab24": "labflow.labs.lab24_attention",
     "lab14": "labflow.labs.lab14_rnn_timeseries",
     "lab18": "labflow.labs.lab18_forecasting",
+    "lab19": "labflow.labs.lab19_segmentation",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,
