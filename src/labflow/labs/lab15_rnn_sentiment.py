@@ -87,6 +87,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     t, v = ctx.cfg.train, ctx.variant_cfg(variant)
     data, meta = load_processed(ctx.processed_dir)
     device = ctx.device
+    reviews.one_cpu_thread(ctx)
     info = model_info(meta, t, v.cell)
     model = build_model(info, ctx.seed).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)

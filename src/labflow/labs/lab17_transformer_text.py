@@ -195,6 +195,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     t, v = ctx.cfg.train, ctx.variant_cfg(variant)
     data, meta = load_processed(ctx.processed_dir)
     device = ctx.device
+    reviews.one_cpu_thread(ctx)
     key = "pretrained_" if v.model == "pretrained" else ""
     if v.model == "pretrained":
         model = load_pretrained(ctx.cfg.pretrained, len(meta["classes"]), ctx.seed)
@@ -202,7 +203,6 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         info = {"kind": "pretrained", "source": ctx.cfg.pretrained.source, "name": ctx.cfg.pretrained.name,
                 "n_classes": len(meta["classes"]), "freeze_layers": v.freeze_layers}
     else:
-        base.small_model_threads(ctx)  # d_model 128: small matrices, one thread is faster on a busy CPU
         info = scratch_info(meta, ctx.cfg.scratch)
         model = seeded(lambda: scratch_from_info(info), ctx.seed)
         trainable = count_parameters(model)
@@ -232,7 +232,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=epochs,
-        evaluate=evaluate, final_metrics=final_metrics, callbacks=reviews.keep_best_callbacks(t.keep_best),
+        evaluate=evaluate, final_metrics=final_metrics,
+        callbacks=reviews.keep_best_callbacks(t.keep_best and epochs > 1),  # one epoch: nothing to choose
         run_params={"model": v.model, "lr": v.lr, "epochs": epochs, "batch_size": t.batch_size,
                     "train_texts": len(rows), "freeze_layers": v.freeze_layers, "weight_decay": t.weight_decay,
                     "parameters": count_parameters(model), "trainable_parameters": trainable,

@@ -370,6 +370,19 @@ def read_meta(folder: Path) -> dict:
     return json.loads((Path(folder) / "meta.json").read_text())
 
 
+def one_cpu_thread(ctx) -> None:
+    """One CPU thread for every model of labs 15 and 17, unless params.yaml sets ``threads``.
+
+    Their steps are many small kernels (recurrent steps of 128 units; attention over ~25 tokens),
+    and every kernel on two threads waits for the slower one: with other work on the machine a
+    thread is often descheduled, and measured here, an LSTM epoch took 5 CPU-seconds on one
+    thread and 99 (418 s of wall time) on two; two MiniLM fine-tuning steps took 41 s.
+    """
+    from labflow.labs.base import small_model_threads
+
+    small_model_threads(ctx)
+
+
 def keep_best_callbacks(keep_best: bool) -> tuple:
     """Keep the weights of the epoch with the best validation accuracy (every epoch still trains)."""
     from labflow.train import EarlyStopping
