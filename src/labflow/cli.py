@@ -36,7 +36,10 @@ def cmd_list(args) -> int:
         for profile, params in per_profile.items():
             # Labs that switch data set by profile name it in `<lab>.data.dataset`.
             # A lab that trains nothing (lab 11) uses the data of the lab whose models it reads.
-            dataset = getattr(params.lab(data_lab(lab_id)).data, "dataset", None) or module.DATASETS[0]
+            data = params.lab(data_lab(lab_id)).data
+            if getattr(data, "same_split_as", None):  # a lab on another lab's split (09, 17) uses its data set
+                data = params.lab(data.same_split_as).data
+            dataset = getattr(data, "dataset", None) or module.DATASETS[0]
             spec = USER_FOLDER_DATASETS.get(dataset) or WHEEL_DATASETS.get(dataset) or DATASETS[dataset]
             print(f"    data ({profile:5}): {spec.describe(profile)}")
         print()
