@@ -594,7 +594,7 @@ class Lab17Scratch(Strict):
 
 class Lab17Train(Strict):
     epochs: int = Field(gt=0)  # a variant may set its own
-    batch_size: int = Field(gt=0)
+    batch_size: int = Field(gt=0)  # a variant may set its own
     weight_decay: float = Field(0.01, ge=0)  # AdamW
     keep_best: bool = True  # keep the epoch with the best validation accuracy
 
@@ -603,6 +603,7 @@ class Lab17Variant(Strict):
     model: Literal["pretrained", "scratch"]
     lr: float = Field(gt=0)
     epochs: int | None = Field(None, gt=0)  # null: train.epochs
+    batch_size: int | None = Field(None, gt=0)  # null: train.batch_size
     train_size: int | None = Field(None, gt=0)  # a seeded subset of the training split (null: all of it)
     freeze_layers: int = Field(0, ge=0)  # pretrained: its embeddings and lowest N encoder layers stay fixed
 

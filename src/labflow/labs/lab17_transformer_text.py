@@ -211,7 +211,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     optimizer = torch.optim.AdamW(params, lr=v.lr, weight_decay=t.weight_decay)
     rows = reviews.subset_rows(len(data["y_train"]), v.train_size, ctx.seed)
     batches = reviews.LengthBatches(data[f"{key}ids_train"][rows], data[f"{key}lengths_train"][rows], data["y_train"][rows],
-                                    batch_size=t.batch_size, seed=ctx.seed, device=device)
+                                    batch_size=v.batch_size or t.batch_size, seed=ctx.seed, device=device)
     epochs = v.epochs or t.epochs
 
     def loss_fn(m, batch):
@@ -234,7 +234,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=epochs,
         evaluate=evaluate, final_metrics=final_metrics,
         callbacks=reviews.keep_best_callbacks(t.keep_best and epochs > 1),  # one epoch: nothing to choose
-        run_params={"model": v.model, "lr": v.lr, "epochs": epochs, "batch_size": t.batch_size,
+        run_params={"model": v.model, "lr": v.lr, "epochs": epochs, "batch_size": v.batch_size or t.batch_size,
                     "train_texts": len(rows), "freeze_layers": v.freeze_layers, "weight_decay": t.weight_decay,
                     "parameters": count_parameters(model), "trainable_parameters": trainable,
                     "pretrained": ctx.cfg.pretrained.name if v.model == "pretrained" else None},
