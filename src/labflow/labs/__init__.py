@@ -25,6 +25,8 @@ LABS: dict[str, str] = {
     "lab14": "labflow.labs.lab14_rnn_timeseries",
     "lab18": "labflow.labs.lab18_forecasting",
     "lab19": "labflow.labs.lab19_segmentation",
+    "lab15": "labflow.labs.lab15_rnn_sentiment",
+    "lab17": "labflow.labs.lab17_transformer_text",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,
