@@ -19,6 +19,8 @@ LABS: dict[str, str] = {
     "lab11": "labflow.labs.lab11_feature_maps",
     "lab12": "labflow.labs.lab12_detection",
     "lab13": "labflow.labs.lab13_transfer",
+    "lab20": "labflow.labs.lab20_gan",
+    "lab21": "labflow.labs.lab21_cyclegan",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,
