@@ -21,6 +21,15 @@ from labflow.train import Checkpoint, TensorBatches, fit
 from labflow.train.callbacks import Callback
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: one thread, as the labs' stages run them (threads stall on a busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def judge(seed=0):
     """An untrained course CNN is still a fixed feature map: enough to test the distance."""
     return judge_from_sequential(seeded(lambda: course_cnn(1, 28, 10), seed), [0.5], [0.25])

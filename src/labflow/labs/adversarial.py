@@ -145,7 +145,7 @@ def snapshots_figure(snapshots: list[tuple[int, torch.Tensor]], *, per_row: int,
     rows = [(e, x[:per_row]) for e, x in snapshots if e in keep]
     images = np.concatenate([displayable(x) for _, x in rows])
     titles = [f"epoch {e}" if k == 0 else "" for e, x in rows for k in range(len(x))]
-    return figs.image_grid(images, titles, cols=per_row, title=title)
+    return figs.image_grid(images, titles, value_range=(0, 1), cols=per_row, title=title)
 
 
 # --------------------------------------------------------------------------- judges
@@ -225,7 +225,7 @@ def class_report(probs: torch.Tensor, n_classes: int) -> dict[str, float | list[
     predicted = probs.argmax(1)
     share = torch.bincount(predicted, minlength=n_classes).double() / max(len(predicted), 1)
     nonzero = share[share > 0]
-    entropy = float(-(nonzero * nonzero.log()).sum() / np.log(n_classes))
+    entropy = max(0.0, float(-(nonzero * nonzero.log()).sum() / np.log(n_classes)))  # never "-0"
     return {
         "confidence": float(probs.max(1).values.mean()),
         "class_entropy": entropy,

@@ -254,7 +254,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return {
             "fixed_noise_by_epoch": snapshots_figure(shots, per_row=16, max_rows=SNAPSHOT_ROWS,
                                                      title=f"{variant}: the same 16 noise vectors after each epoch"),
-            "samples": figs.image_grid(displayable(shots[-1][1]), cols=8,
+            "samples": figs.image_grid(displayable(shots[-1][1]), value_range=(0, 1), cols=8,
                                        title=f"{variant}: the fixed noise batch after epoch {shots[-1][0]}"),
         }
 
@@ -386,4 +386,4 @@ def _side_by_side(samples: dict[str, torch.Tensor], real: torch.Tensor, per_row:
     rows = [(name, x[:per_row]) for name, x in samples.items()] + [("real test images", real[:per_row])]
     images = np.concatenate([displayable(x) for _, x in rows])
     titles = [name if k == 0 else "" for name, x in rows for k in range(len(x))]
-    return figs.image_grid(images, titles, cols=per_row, title="the same noise through each generator; real images last")
+    return figs.image_grid(images, titles, value_range=(0, 1), cols=per_row, title="the same noise through each generator; real images last")

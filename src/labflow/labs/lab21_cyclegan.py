@@ -355,7 +355,7 @@ def _cycle_grid(real: torch.Tensor, fake: torch.Tensor, back: torch.Tensor, doma
     k = len(real)
     titles = [f"real {domains[0]}" if i == 0 else "" for i in range(k)] + \
              [f"-> {domains[1]}" if i == 0 else "" for i in range(k)] + ["-> back" if i == 0 else "" for i in range(k)]
-    return figs.image_grid(images, titles, cols=k, title=title)
+    return figs.image_grid(images, titles, value_range=(0, 1), cols=k, title=title)
 
 
 def _by_epoch(epochs: list[tuple[int, torch.Tensor]], k: int, domains, variant: str):
@@ -463,4 +463,4 @@ def _variants_grid(real: torch.Tensor, translated: dict, dom_a: str, dom_b: str)
         rows += [(f"{variant}: -> {dom_b}", fake[:k]), (f"{variant}: -> back", back[:k])]
     images = np.concatenate([displayable(x) for _, x in rows])
     titles = [name if i == 0 else "" for name, x in rows for i in range(len(x))]
-    return figs.image_grid(images, titles, cols=k, title=f"{dom_a} -> {dom_b} -> {dom_a} on test images, per variant")
+    return figs.image_grid(images, titles, value_range=(0, 1), cols=k, title=f"{dom_a} -> {dom_b} -> {dom_a} on test images, per variant")
