@@ -517,6 +517,59 @@ class Lab12Config(Strict):
         return self
 
 
+class Lab24Data(Strict):
+    """Associative recall (src/labflow/labs/recall.py): synthetic, drawn from ``seed``; nothing to download."""
+
+    keys: int = Field(20, ge=2, le=26)  # distinct keys (letters A..): a memory holds each at most once
+    values: int = Field(10, ge=2, le=10)  # values (digits 0..): guessing is right 1 / values of the time
+    min_pairs: int = Field(4, ge=1)  # (key, value) pairs per memory, drawn uniformly in [min_pairs, max_pairs]
+    max_pairs: int = Field(12, ge=1)
+    queries: int = Field(4, ge=1)  # distinct keys of the memory asked about per example
+    train_size: int = Field(gt=0)  # examples per split; no memory is in two splits
+    val_size: int = Field(gt=0)
+    test_size: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _task_is_possible(self):
+        if not self.queries <= self.min_pairs <= self.max_pairs <= self.keys:
+            raise ValueError(f"need queries ({self.queries}) <= min_pairs ({self.min_pairs}) <= max_pairs "
+                             f"({self.max_pairs}) <= keys ({self.keys})")
+        return self
+
+
+class Lab24Train(Strict):
+    """Shared by both readers: same embedding size, head, optimizer (Adam), batches and epochs."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    embed_dim: int = Field(gt=0)  # key/value embeddings, and the attention's query/key/value size
+    hidden: int = Field(gt=0)  # the classifier head's hidden layer (both readers)
+    rnn_hidden: int = Field(gt=0)  # the RNN summary's size (rnn reader only)
+
+
+class Lab24Variant(Strict):
+    reader: Literal["attention", "rnn"]
+    cell: Literal["gru", "lstm"] = "gru"  # rnn reader only
+
+    @model_validator(mode="after")
+    def _cell_needs_rnn(self):
+        if self.reader == "attention" and self.cell != "gru":
+            raise ValueError(f"cell {self.cell}: only the rnn reader has a recurrent cell")
+        return self
+
+
+class Lab24Evaluate(Strict):
+    heatmaps: int = Field(4, ge=1, le=12)  # held-out examples whose attention is drawn
+
+
+class Lab24Config(Strict):
+    data: Lab24Data
+    train: Lab24Train
+    evaluate: Lab24Evaluate = Lab24Evaluate()
+    variants: dict[str, Lab24Variant] = Field(min_length=1)
+
+
 class Lab20Data(Strict):
     """Fashion-MNIST in every profile (the quick profile takes a class-balanced subset)."""
 
@@ -649,6 +702,7 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab11": Lab11Config,
     "lab12": Lab12Config,
     "lab13": Lab13Config,
+    "lab24": Lab24Config,
     "lab20": Lab20Config,
     "lab21": Lab21Config,
 }
@@ -659,6 +713,9 @@ class Params(Strict):
 
     profile: Profile = "quick"
     seed: int = Field(42, ge=0)
+    # Training seeds: each variant trains once per seed (weight init, batch order, augmentation).
+    # `seed` is the data seed (splits, generated data) and the run later labs read; it must be one of them.
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int = Field(0, ge=0)  # 0 = leave torch's default
     deterministic: bool = True
@@ -677,8 +734,22 @@ class Params(Strict):
     lab11: Lab11Config
     lab12: Lab12Config
     lab13: Lab13Config
+    lab24: Lab24Config
     lab20: Lab20Config
     lab21: Lab21Config
+
+    @model_validator(mode="after")
+    def _seed_is_a_training_seed(self):
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {self.seeds}: a seed is listed twice; list each once")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds {self.seeds}: seeds are non-negative integers")
+        if self.seed not in self.seeds:
+            raise ValueError(
+                f"seeds {self.seeds} does not include seed ({self.seed}), the run whose models later labs "
+                f"read and whose curves `dvc plots` show: add {self.seed} to seeds, or set seed to one of them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lab20_judge_is_a_fashion_classifier(self):

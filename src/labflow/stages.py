@@ -79,12 +79,18 @@ def preprocess(lab_id: str) -> None:
     print(f"[labflow] {lab_id}: processed data in {ctx.processed_dir}: {meta.get('sizes', '')}")
 
 
-def train(lab_id: str, variant: str) -> None:
-    module, ctx = _context(lab_id, _params())
+def train(lab_id: str, variant: str, seed: str | None = None) -> None:
+    params = _params()
+    module, ctx = _context(lab_id, params)
     ctx.variant_cfg(variant)  # unknown variant: fail before anything else
+    if seed is not None:
+        if not seed.lstrip("-").isdigit() or int(seed) not in params.seeds:
+            raise ConfigError(f"training seed {seed!r} is not one of params.yaml's seeds {params.seeds}; "
+                              "add it there (dvc.yaml makes one train stage per seed)")
+        ctx.train_seed = int(seed)
     result = module.train(ctx, variant)
     shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
-    print(f"[labflow] {lab_id}/{variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+    print(f"[labflow] {lab_id}/{variant}/seed{ctx.seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
 def evaluate(lab_id: str) -> None:
@@ -99,7 +105,7 @@ STAGES: dict[str, tuple[Callable[..., None], str]] = {
     "preflight": (preflight, "python stages/preflight.py"),
     "download": (download, "python stages/download.py DATASET"),
     "preprocess": (preprocess, "python stages/preprocess.py LAB"),
-    "train": (train, "python stages/train.py LAB VARIANT"),
+    "train": (train, "python stages/train.py LAB VARIANT [SEED]"),
     "evaluate": (evaluate, "python stages/evaluate.py LAB"),
 }
 

@@ -21,6 +21,7 @@ LABS: dict[str, str] = {
     "lab13": "labflow.labs.lab13_transfer",
     "lab20": "labflow.labs.lab20_gan",
     "lab21": "labflow.labs.lab21_cyclegan",
+    "lab24": "labflow.labs.lab24_attention",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,

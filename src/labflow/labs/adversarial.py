@@ -189,6 +189,28 @@ def judge_from_sequential(model: nn.Sequential, mean, std) -> FeatureJudge:
     return FeatureJudge(model[:-1], head, head.in_features, mean, std)
 
 
+def frechet_metric(judge: FeatureJudge, real: torch.Tensor, *, chunk: int = EVAL_CHUNK):
+    """torchmetrics' FrechetInceptionDistance with ``judge`` as its feature extractor, holding the
+    statistics of ``real`` (images in [-1, 1]); :func:`frechet_to_real` scores samples against them."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    metric = FrechetInceptionDistance(feature=judge, normalize=True, reset_real_features=False).to(judge.mean.device)
+    with torch.no_grad():
+        for i in range(0, len(real), chunk):
+            metric.update(real[i:i + chunk].to(judge.mean.device), real=True)
+    return metric
+
+
+def frechet_to_real(metric, fake: torch.Tensor, *, chunk: int = EVAL_CHUNK) -> float:
+    """The distance of ``fake`` to the real images ``metric`` holds (its fake statistics start afresh)."""
+    metric.reset()  # keeps the real statistics (reset_real_features=False)
+    device = metric.inception.mean.device
+    with torch.no_grad():
+        for i in range(0, len(fake), chunk):
+            metric.update(fake[i:i + chunk].to(device), real=False)
+        return float(metric.compute())
+
+
 def frechet_distance(judge: FeatureJudge, real: torch.Tensor, fake: torch.Tensor, *, chunk: int = EVAL_CHUNK) -> float:
     """The FID formula, ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^1/2), in the judge's feature space.
 
@@ -196,15 +218,7 @@ def frechet_distance(judge: FeatureJudge, real: torch.Tensor, fake: torch.Tensor
     statistics); ``real`` and ``fake`` are images in [-1, 1]. Lower is better; two samples of
     the same images give ~0.
     """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    device = judge.mean.device
-    metric = FrechetInceptionDistance(feature=judge, normalize=True).to(device)
-    with torch.no_grad():
-        for images, is_real in ((real, True), (fake, False)):
-            for i in range(0, len(images), chunk):
-                metric.update(images[i:i + chunk].to(device), real=is_real)
-        return float(metric.compute())
+    return frechet_to_real(frechet_metric(judge, real, chunk=chunk), fake, chunk=chunk)
 
 
 @torch.no_grad()

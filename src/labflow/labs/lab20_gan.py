@@ -59,8 +59,10 @@ from labflow.train import Optimizers, TensorBatches
 LAB_ID = "lab20"
 TITLE = "GAN: the seed's MLP GAN vs DCGAN (Fréchet distance in a Fashion-MNIST classifier's features)"
 DATASETS = ("fashion_mnist",)
-JUDGE_LAB, JUDGE_VARIANT = "lab10", "simple_cnn"
-JUDGE_MODEL = Path("models") / JUDGE_LAB / JUDGE_VARIANT / "model.pt"
+JUDGE_LAB, JUDGE_VARIANT = "lab10", "simple_cnn"  # its run with the primary seed (params.yaml: seed)
+# What the seed bands compare over training seeds (labflow.labs.seed_bands).
+HEADLINE = ("frechet_distance", "class_entropy")
+HEADLINE_CURVE = "d_loss"
 EVAL_NOISE_SEED_OFFSET = 20_000  # the evaluation samples' noise: another stream than training's
 SNAPSHOT_ROWS = 10
 
@@ -279,10 +281,11 @@ def load_judge(ctx: base.LabContext, data: dict, device):
 
     j = ctx.cfg.judge
     if j.source == "lab10":
-        path = paths.repo_root() / JUDGE_MODEL
+        seed = ctx.params.seed
+        path = paths.model_dir(JUDGE_LAB, JUDGE_VARIANT, seed) / "model.pt"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: lab 20 judges its GANs with lab 10's simple CNN; "
-                                    f"run `dvc repro {JUDGE_LAB}_train@{JUDGE_VARIANT}` first")
+                                    f"run `dvc repro {JUDGE_LAB}_train@{JUDGE_VARIANT}-{seed}` first")
         saved = torch.load(path, map_location="cpu", weights_only=True)
         from labflow.labs.architectures import build
 
@@ -290,7 +293,7 @@ def load_judge(ctx: base.LabContext, data: dict, device):
         net.load_state_dict(saved["state_dict"])
         _, lab10_meta = load_processed(paths.processed_dir(JUDGE_LAB))
         mean, std = lab10_meta["mean"], lab10_meta["std"]
-        source = f"lab 10's {JUDGE_VARIANT} ({JUDGE_MODEL})"
+        source = f"lab 10's {JUDGE_VARIANT} ({path.relative_to(paths.repo_root())})"
     else:
         from labflow.labs.adversarial import to_unit
 
@@ -313,19 +316,34 @@ def sample(gan: GAN, n: int, seed: int, device, chunk: int = 500) -> torch.Tenso
         return torch.cat([gan(z[i:i + chunk].to(device)).cpu() for i in range(0, n, chunk)])
 
 
-def score(judge, real_test: torch.Tensor, images: torch.Tensor, n_classes: int) -> dict:
-    """The Fréchet distance of ``images`` to the real test images, the judge's view of them, and their
-    ``pixel_std`` (each pixel's standard deviation over the sample, averaged: 0 when every sample is
-    the same image, the total collapse class histograms cannot show within one class)."""
-    from labflow.labs.adversarial import class_report, frechet_distance, judge_predictions
+class Scorer:
+    """Scores samples against the real test images: the Fréchet distance (the real images' features
+    are extracted once), the judge's class report and the samples' pixel spread."""
 
-    return {"frechet_distance": frechet_distance(judge, real_test, images),
-            "pixel_std": float(images.std(0).mean())} | class_report(judge_predictions(judge, images), n_classes)
+    def __init__(self, judge, real_test: torch.Tensor, n_classes: int) -> None:
+        from labflow.labs.adversarial import frechet_metric
+
+        self.judge, self.n_classes = judge, n_classes
+        self.metric = frechet_metric(judge, real_test)
+
+    def __call__(self, images: torch.Tensor) -> dict:
+        """``pixel_std``: each pixel's standard deviation over the sample, averaged (0 when every
+        sample is the same image, a total collapse that class histograms cannot show within one class)."""
+        from labflow.labs.adversarial import class_report, frechet_to_real, judge_predictions
+
+        return {"frechet_distance": frechet_to_real(self.metric, images),
+                "pixel_std": float(images.std(0).mean())} | class_report(judge_predictions(self.judge, images), self.n_classes)
+
+
+def score(judge, real_test: torch.Tensor, images: torch.Tensor, n_classes: int) -> dict:
+    """One sample's scores (see :class:`Scorer`)."""
+    return Scorer(judge, real_test, n_classes)(images)
 
 
 def evaluate(ctx: base.LabContext) -> None:
     from labflow.plots import figures as figs
 
+    base.small_model_threads(ctx)
     results = base.variant_results(ctx)
     data, meta = load_processed(ctx.processed_dir)
     device = ctx.device
@@ -335,15 +353,19 @@ def evaluate(ctx: base.LabContext) -> None:
 
     x_test, n = data["x_test"], len(data["x_test"])
     judge_acc = float((judge_predictions(judge, x_test).argmax(1) == data["y_test"]).float().mean())
-    reference = score(judge, x_test, data["x_train"][:n], len(classes))
+    scorer = Scorer(judge, x_test, len(classes))
+    reference = scorer(data["x_train"][:n])
     scores = {"real training images (reference)": reference}
     samples = {}
-    for variant in results:
-        gan = load_gan(ctx.model_dir(variant) / "model.pt")
-        samples[variant] = sample(gan, n, ctx.seed + EVAL_NOISE_SEED_OFFSET, device)
-        scores[variant] = score(judge, x_test, samples[variant], len(classes))
-        results[variant]["metrics"] = results[variant]["metrics"] | {
-            k: v for k, v in scores[variant].items() if not isinstance(v, list)}
+    noise_seed = ctx.params.seed + EVAL_NOISE_SEED_OFFSET  # the same noise for every variant and training seed
+    for variant, r in results.items():
+        for seed, run in r["seeds"].items():  # every training seed's generator, for the seed bands
+            images = sample(load_gan(ctx.model_dir(variant, seed) / "model.pt"), n, noise_seed, device)
+            s = scorer(images)
+            run["metrics"].update({k: v for k, v in s.items() if not isinstance(v, list)})
+            if seed == ctx.params.seed:
+                samples[variant], scores[variant] = images, s
+        r["metrics"] = r["seeds"][ctx.params.seed]["metrics"]
 
     table = []
     for name, s in scores.items():
@@ -358,7 +380,7 @@ def evaluate(ctx: base.LabContext) -> None:
         })
     summary = {"samples_per_score": n, "judge_test_acc": judge_acc, "judge": judge_source,
                "reference_frechet_distance": reference["frechet_distance"],
-               "reference_confidence": reference["confidence"]}
+               "reference_confidence": reference["confidence"], "reference_pixel_std": reference["pixel_std"]}
     figures = {
         "frechet_distance": figs.bars({k: s["frechet_distance"] for k, s in scores.items()}, fmt="{:.2f}",
                                       ylabel="Fréchet distance to the real test images (lower is better)",

@@ -57,6 +57,9 @@ LAB_ID = "lab21"
 TITLE = "CycleGAN: unpaired translation between two domains, with vs without the identity loss"
 DATASETS = ("fashion_mnist", "horse2zebra")
 EVAL_CHUNK = 128
+# What the seed bands compare over training seeds (labflow.labs.seed_bands).
+HEADLINE = ("target_share", "test_cycle_l1_aba")
+HEADLINE_CURVE = "test_cycle_l1_aba"
 
 
 # --------------------------------------------------------------------------- data
@@ -417,15 +420,19 @@ def evaluate(ctx: base.LabContext) -> None:
          "target_share": (2 - own["a"] - own["b"]) / 2},
     ]
     translated = {}
-    for variant in results:
-        model = load_cyclegan(ctx.model_dir(variant) / "model.pt").to(device)
-        fake_b, fake_a = translate(model.g_ab, a, device), translate(model.g_ba, b, device)
-        translated[variant] = (fake_b, translate(model.g_ba, fake_b, device))
-        shares = {"a_to_b_target_share": share_in_domain(judge, fake_b, 1, device),
-                  "b_to_a_target_share": share_in_domain(judge, fake_a, 0, device)}
-        shares["target_share"] = (shares["a_to_b_target_share"] + shares["b_to_a_target_share"]) / 2
-        m = results[variant]["metrics"] = results[variant]["metrics"] | shares
-        rows.append({"variant": variant, "identity_weight": ctx.cfg.variants[variant].identity_weight, **shares,
+    for variant, r in results.items():
+        for seed, run in r["seeds"].items():  # every training seed's generators, for the seed bands
+            model = load_cyclegan(ctx.model_dir(variant, seed) / "model.pt").to(device)
+            fake_b, fake_a = translate(model.g_ab, a, device), translate(model.g_ba, b, device)
+            shares = {"a_to_b_target_share": share_in_domain(judge, fake_b, 1, device),
+                      "b_to_a_target_share": share_in_domain(judge, fake_a, 0, device)}
+            shares["target_share"] = (shares["a_to_b_target_share"] + shares["b_to_a_target_share"]) / 2
+            run["metrics"].update(shares)
+            if seed == ctx.params.seed:
+                translated[variant] = (fake_b, translate(model.g_ba, fake_b, device))
+        m = r["metrics"] = r["seeds"][ctx.params.seed]["metrics"]
+        rows.append({"variant": variant, "identity_weight": ctx.cfg.variants[variant].identity_weight,
+                     **{k: m[k] for k in ("a_to_b_target_share", "b_to_a_target_share", "target_share")},
                      "test_cycle_l1_aba": m["test_cycle_l1_aba"], "test_cycle_l1_bab": m["test_cycle_l1_bab"],
                      "test_identity_l1": m["test_identity_l1"], "test_change_l1": m["test_change_l1"],
                      "train_seconds": m["train_seconds"]})
