@@ -50,6 +50,7 @@ def test_frechet_distance_of_a_sample_with_itself_is_zero_and_grows_with_a_shift
     assert frechet_distance(j, x, images(seed=1)) < shifted[1]
 
 
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # an untrained judge has dead features
 def test_frechet_distance_is_the_textbook_formula_in_the_judges_features():
     j, x, y = judge(), images(seed=2), images(seed=3) * 0.7
     with torch.no_grad():
@@ -58,6 +59,16 @@ def test_frechet_distance_is_the_textbook_formula_in_the_judges_features():
     s_x, s_y = np.cov(fx, rowvar=False), np.cov(fy, rowvar=False)
     expected = ((mu_x - mu_y) ** 2).sum() + np.trace(s_x + s_y - 2 * linalg.sqrtm(s_x @ s_y).real)
     assert frechet_distance(j, x, y) == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_scorer_keeps_the_real_statistics_between_samples():
+    """Real features are extracted once; each sample is scored against them as if alone."""
+    j, real = judge(), images(seed=4)
+    scorer = lab.Scorer(j, real, 10)
+    first, second = images(seed=5), (images(seed=6) + 0.3).clamp(-1, 1)
+    assert scorer(first)["frechet_distance"] == pytest.approx(frechet_distance(j, real, first), rel=1e-6)
+    assert scorer(second)["frechet_distance"] == pytest.approx(frechet_distance(j, real, second), rel=1e-6)
+    assert scorer(first)["frechet_distance"] == pytest.approx(frechet_distance(j, real, first), rel=1e-6)
 
 
 def test_judge_normalises_gan_images_like_its_training_data():
