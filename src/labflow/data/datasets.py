@@ -9,7 +9,9 @@ where data came from:
   the ``target`` and its ``target_unit`` (USD) for regression, or the target's
   ``classes`` (index = the 0/1 code stored in the column) for classification;
 - detection: ``images/<id>.jpg`` and ``annotations.json`` (per split: image id, size,
-  boxes as xyxy pixel coordinates, 0-based labels, VOC's "difficult" flags).
+  boxes as xyxy pixel coordinates, 0-based labels, VOC's "difficult" flags);
+- pairs: ``pairs.tsv`` of aligned sentences (``ref, group, src, tgt``; see labflow.data.verses),
+  the languages in the manifest's ``src_lang``/``tgt_lang``.
 
 A data set without ``online_files`` (Titanic) has no separate canonical host: the
 full profile reads the same offline copy, and the manifest says so.
@@ -623,6 +625,48 @@ def _imdb_online(files: dict[str, Path], folder: Path) -> dict:
     from labflow.data.reviews import imdb_online
 
     return imdb_online(files, folder)
+# --------------------------------------------------------------------------- sentence pairs
+
+# Tatoeba's English-French sentence pairs as manythings.org packages them (CC-BY 2.0 FR):
+# https://www.manythings.org/anki/fra-eng.zip holds fra.txt, one "English<TAB>French<TAB>attribution"
+# line per pair (about 230k). The archive is rebuilt from Tatoeba from time to time, so no sha256
+# can be pinned here: the user pins the copy they checked (data.sentence_pairs.online.sha256).
+FRA_ENG = RemoteFile("fra-eng.zip", None, pin_hint="`unzip -l fra-eng.zip` must list fra.txt, whose lines read "
+                                                   "English<TAB>French<TAB>attribution")
+FRA_ENG_MEMBER = "fra.txt"
+
+
+def _verse_pairs_offline(folder: Path) -> dict:
+    """English-Spanish verse pairs (KJV / Reina-Valera 1909) exported with diatheke, aligned by reference."""
+    from labflow.data import verses
+
+    pairs, dropped = verses.verse_pairs()
+    n = verses.write_pairs(folder / verses.PAIRS, pairs)
+    return {"kind": "pairs", "src_lang": "en", "tgt_lang": "es", "n_pairs": n, "dropped": dict(sorted(dropped.items())),
+            "modules": {m: verses.module_version(m) for m in (verses.ENGLISH_MODULE, verses.SPANISH_MODULE)},
+            "export": f"diatheke -b MODULE -f plain -k \"{verses.WHOLE_BIBLE}\""}
+
+
+def _fra_eng_online(files: dict[str, Path], folder: Path) -> dict:
+    """Tatoeba English-French pairs from manythings.org's fra-eng.zip (fra.txt is read, never extracted)."""
+    import io
+    import zipfile
+
+    from labflow.data import verses
+
+    path = files[FRA_ENG.name]
+    try:
+        with zipfile.ZipFile(path) as z, z.open(FRA_ENG_MEMBER) as member:
+            pairs = verses.read_tatoeba(io.TextIOWrapper(member, encoding="utf-8"))
+    except KeyError:
+        raise DataError(f"{path} has no {FRA_ENG_MEMBER}; the mirror serves a different archive, check "
+                        "data.sentence_pairs.online.base_url.") from None
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{path}: not a zip archive ({err}); delete it and download it again.") from None
+    if not pairs:
+        raise DataError(f"{path}: {FRA_ENG_MEMBER} holds no sentence pairs.")
+    n = verses.write_pairs(folder / verses.PAIRS, pairs)
+    return {"kind": "pairs", "src_lang": "en", "tgt_lang": "fr", "n_pairs": n}
 
 
 # --------------------------------------------------------------------------- registry
@@ -701,6 +745,13 @@ DATASETS: dict[str, DatasetSpec] = {
         offline_missing="horse2zebra is not available offline; lab 21's quick and smoke profiles translate "
                         "between two Fashion-MNIST classes instead (set `profile: full`, with internet, and pin "
                         "data.horse2zebra.online.sha256)",
+    ),
+    # Parallel sentences for labs 16, 24 and 25: English-Spanish Bible verses offline (Debian
+    # diatheke + sword-text-kjv + sword-text-sparv), Tatoeba's English-French pairs online.
+    "sentence_pairs": DatasetSpec(
+        "sentence_pairs", "pairs",
+        "Debian diatheke + sword-text-kjv + sword-text-sparv (English-Spanish verses aligned by reference)",
+        (FRA_ENG,), _verse_pairs_offline, _fra_eng_online,
     ),
 }
 
@@ -856,6 +907,15 @@ def load_detection(dest: str | os.PathLike) -> dict:
     dest = Path(dest)
     _manifest_of_kind(dest, "detection")
     return json.loads((dest / ANNOTATIONS).read_text())
+
+
+def load_pairs(dest: str | os.PathLike) -> tuple[list, dict]:
+    """(sentence pairs, manifest) of the pairs data set fetched into ``dest``, after checking its manifest."""
+    from labflow.data.verses import PAIRS, read_pairs
+
+    dest = Path(dest)
+    manifest = _manifest_of_kind(dest, "pairs")
+    return read_pairs(dest / PAIRS), manifest
 
 
 def load_table(dest: str | os.PathLike) -> tuple[pd.DataFrame, str]:

@@ -29,6 +29,7 @@ LABS: dict[str, str] = {
     "lab19": "labflow.labs.lab19_segmentation",
     "lab15": "labflow.labs.lab15_rnn_sentiment",
     "lab17": "labflow.labs.lab17_transformer_text",
+    "lab16": "labflow.labs.lab16_seq2seq",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,
