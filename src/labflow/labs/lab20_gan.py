@@ -1,7 +1,8 @@
 """Lab 20: the seed's MLP GAN vs a DCGAN on Fashion-MNIST, judged by a Fréchet distance.
 
 Variants (params.yaml), trained the same way: the seed's non-saturating GAN loss, Adam
-(lr 2e-4, betas 0.5/0.999) for both networks, batch 128, 100-d Gaussian noise, the same
+(lr 2e-4, betas 0.5/0.999) for both networks, batch 128 (the quick profile: 64, twice the
+updates for its small budget), 100-d Gaussian noise, the same
 images in the same batch order, the same noise batches (``LatentNoise``, its own seeded
 generator) and the same epochs; each network built right after seeding.
 
@@ -19,12 +20,14 @@ whose checkpoints hold both optimizers (``train.Optimizers``).
 
 Measured (``evaluate``): the Fréchet distance between as many generated samples as there
 are real test images and those test images, in the feature space of a Fashion-MNIST
-classifier trained in this pipeline (lab 10's simple CNN, a DVC dependency; the full profile,
+classifier trained in this pipeline (lab 10's simple CNN, its run with the primary seed, a DVC
+dependency; the full profile,
 where lab 10 trains on CIFAR-10, trains the same CNN here), with that classifier's mean
 confidence and class histogram of the samples (a generator that collapses onto a few kinds of
 clothes shows a lopsided histogram and a low ``class_entropy``). The reference row puts as
 many real training images in place of the samples: the distance a perfect generator would
-get with this many images.
+get with this many images. Every training seed's generators are scored (``params.yaml: seeds``), so
+the seed bands compare the distance across seeds.
 
 What changed from the seed, and why:
 - D ends in a logit and the loss is ``binary_cross_entropy_with_logits``: the seed's
