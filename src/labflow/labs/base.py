@@ -170,7 +170,7 @@ def train_variant(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: TensorBatches,
-    loss_fn,
+    loss_fn=None,
     epochs: int,
     evaluate: Callable[[nn.Module], dict[str, float]] | None,
     final_metrics: Callable[[nn.Module, FitResult], dict[str, float]],
@@ -181,8 +181,12 @@ def train_variant(
     history_extra: Mapping[str, list[dict]] | None = None,
     artifacts: Mapping[str, Path] | None = None,
     registered_model_name: str | None = None,
+    step_fn=None,
 ) -> VariantResult:
     """Train one variant with checkpoints and tracking; write its model, metrics and plots files.
+
+    ``loss_fn`` or ``step_fn`` as in :func:`labflow.train.fit` (a GAN passes ``step_fn`` and an
+    ``Optimizers`` as ``optimizer``).
 
     ``artifacts`` maps an artifact folder to a file written during training (e.g. the best
     checkpoint), logged to the run once training is done; ``registered_model_name``
@@ -223,6 +227,7 @@ def train_variant(
                 optimizer,
                 batches,
                 loss_fn,
+                step_fn=step_fn,
                 epochs=epochs,
                 evaluate=evaluate,
                 callbacks=(*callbacks, *loggers, checkpoint),
