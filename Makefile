@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast setup system-data ui bench plots
+.PHONY: run test test-fast setup system-data ui report bench plots
 
 run: setup ## install, then run the whole pipeline (quick profile)
 	$(BIN)/dvc repro
@@ -31,6 +31,11 @@ system-data:
 		echo "installing Debian package dataset-fashion-mnist"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
 	fi
+	@# Headless Chromium: the tests open the offline report and the MLflow UI in a real browser.
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
+		echo "installing Debian package chromium"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
+	fi
 	@# Lab 16's (and 24, 25's) verse pairs: diatheke with the KJV and Reina-Valera 1909 modules.
 	@if ! { command -v diatheke >/dev/null && [ -f /usr/share/sword/mods.d/engKJV2006eb.conf ] && \
 		[ -f /usr/share/sword/mods.d/spaRV1909eb.conf ]; } && command -v apt-get >/dev/null; then \
@@ -46,6 +51,9 @@ test-fast: setup ## unit tests only
 
 ui: setup ## MLflow UI on the pipeline's store, http://127.0.0.1:5000
 	$(BIN)/labflow ui
+
+report: setup ## offline HTML report of every lab: report/index.html (opens from disk, no network)
+	$(BIN)/labflow report
 
 bench: setup ## training-loop speed against the course's way of feeding data
 	$(BIN)/python benchmarks/loop_speed.py

@@ -1,4 +1,4 @@
-"""DVC stage: train. Usage: python stages/train.py LAB VARIANT
+"""DVC stage: train. Usage: python stages/train.py LAB VARIANT [SEED]
 
 Runs in a warm stage runner when one answers (see labflow.stage_runner), else in this process.
 """

@@ -89,12 +89,17 @@ def test_dvc_yaml_matches_params_and_registry(raw_params):
         for stage in ("preprocess", "train", "evaluate"):
             assert (f"{lab}_{stage}" in stages) == (stage in own), (lab, stage)
         if "train" in own:
-            assert stages[f"{lab}_train"]["foreach"] == "${%s.variants}" % lab
+            train = stages[f"{lab}_train"]
+            # one stage per variant and training seed; adding a seed must not rerun the others
+            assert train["matrix"] == {"variant": "${%s.variants}" % lab, "seed": "${seeds}"}, lab
+            assert "seeds" not in train["params"] and "seeds" in stages[f"{lab}_evaluate"]["params"], lab
+            assert all("${item.variant}/seed${item.seed}/" in next(iter(o)) if isinstance(o, dict) else
+                       "${item.variant}/seed${item.seed}/" in o for o in train["outs"]), lab
             for variant in raw_params[lab]["variants"]:
-                assert any(f"results/{lab}/variants/{variant}/" in f for f in plot_files), (lab, variant)
+                assert any(f"results/{lab}/variants/{variant}/seed${{seed}}/" in f for f in plot_files), (lab, variant)
         else:
             source, deps = READS_FROM[lab], stages[f"{lab}_evaluate"]["deps"]
             assert f"data/processed/{source}" in deps
             for variant in raw_params[lab]["variants"]:
-                assert f"models/{source}/{variant}/model.pt" in deps, (lab, variant)
+                assert f"models/{source}/{variant}/seed${{seed}}/model.pt" in deps, (lab, variant)
                 assert variant in raw_params[source]["variants"], (lab, variant)

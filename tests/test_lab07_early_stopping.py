@@ -174,7 +174,7 @@ def test_best_checkpoint_is_logged_and_the_model_registered(tmp_path, monkeypatc
     versions = client.search_model_versions(f"name='{name}'")
     assert [v.run_id for v in versions] == [result.run_id]
     assert client.get_run(result.run_id).info.status == "FINISHED"
-    best = torch.load(root / "checkpoints" / "lab07" / "early_stopping" / "best.pt", weights_only=False)
+    best = torch.load(root / "checkpoints" / "lab07" / "early_stopping" / "seed42" / "best.pt", weights_only=False)
     assert best["epoch"] == result.metrics["best_epoch"] == result.metrics["model_epoch"]
     # Registering again (a rerun) adds a version to the same registered model.
     lab07.train(ctx, "early_stopping")
@@ -230,9 +230,9 @@ def test_a_killed_train_stage_resumes_from_its_checkpoint(tmp_path):
     import mlflow
 
     repo = copy_repo(tmp_path / "repo", profile="smoke", edit=_crash_params)
-    stage = f"lab07_train@{KILLED}"
-    folder = repo / "results" / "lab07" / "variants" / KILLED
-    ckpt = repo / "checkpoints" / "lab07" / KILLED / "last.pt"
+    stage = f"lab07_train@{KILLED}-42"
+    folder = repo / "results" / "lab07" / "variants" / KILLED / "seed42"
+    ckpt = repo / "checkpoints" / "lab07" / KILLED / "seed42" / "last.pt"
 
     # 1. An uninterrupted run: the reference numbers.
     _sh(repo, "dvc", "repro", stage)

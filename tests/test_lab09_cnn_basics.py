@@ -176,9 +176,10 @@ def test_dvc_yaml_declares_lab01s_data_and_results_as_dependencies():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert "data/processed/lab01" in stages["lab09_preprocess"]["deps"]
     deps = stages["lab09_evaluate"]["deps"]
-    for needed in (f"results/{lab.BASELINE_LAB}/variants/{lab.BASELINE_VARIANT}/metrics.json",
-                   f"results/{lab.BASELINE_LAB}/variants/{lab.BASELINE_VARIANT}/history.csv",
-                   f"models/{lab.BASELINE_LAB}/{lab.BASELINE_VARIANT}/model.pt"):
+    run = f"{lab.BASELINE_VARIANT}/seed${{seed}}"  # lab 01's run with the primary seed
+    for needed in (f"results/{lab.BASELINE_LAB}/variants/{run}/metrics.json",
+                   f"results/{lab.BASELINE_LAB}/variants/{run}/history.csv",
+                   f"models/{lab.BASELINE_LAB}/{run}/model.pt"):
         assert needed in deps
     # Lab 01 is read, never retrained by lab 09's stages.
     outs = [s.get("outs") or s.get("do", {}).get("outs", []) for name, s in stages.items() if name.startswith("lab09")]

@@ -51,7 +51,7 @@ def test_the_twin_is_lab10s_init_and_the_trained_net_is_the_saved_one(tmp_path, 
     trained = lab10.build_model(i, 42)  # what lab 10's train stage starts from
     with torch.no_grad():
         trained.conv1.weight.add_(0.1)
-    folder = tmp_path / "models" / "lab10" / "resnet18"
+    folder = tmp_path / "models" / "lab10" / "resnet18" / "seed42"
     folder.mkdir(parents=True)
     torch.save({"state_dict": trained.state_dict(), "info": i}, folder / "model.pt")
     loaded, init, loaded_info = lab.trained_and_init("resnet18", 42)

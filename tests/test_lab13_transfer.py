@@ -193,7 +193,7 @@ def lab13_repo(tmp_path, monkeypatch, raw_params):
     (root / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.setenv("LABFLOW_ROOT", str(root))
     fetch("mnist", "smoke", None, root / "data" / "raw" / "mnist", progress=False)
-    source = standin_backbone(root / lab.SOURCE_MODEL)
+    source = standin_backbone(lab.source_model(42))
     return root, parse_params(params), source
 
 
@@ -205,7 +205,7 @@ def test_stages_run_on_a_standin_backbone(lab13_repo):
     ctx = LabContext("lab13", params, progress=False)
     lab.preprocess(ctx)
     results = {v: lab.train(ctx, v) for v in ("frozen", "partial", "scratch")}
-    saved = {v: torch.load(root / "models" / "lab13" / v / "model.pt", weights_only=True) for v in results}
+    saved = {v: torch.load(root / "models" / "lab13" / v / "seed42" / "model.pt", weights_only=True) for v in results}
     backbone = [k for k in source if not k.startswith("fc.")]
     # Frozen: every backbone tensor, batch-norm statistics included, is lab 10's.
     assert all(torch.equal(saved["frozen"]["state_dict"][k], source[k]) for k in backbone)
@@ -223,10 +223,10 @@ def test_stages_run_on_a_standin_backbone(lab13_repo):
     assert m["partial"]["phase2_trainable_parameters"] > m["partial"]["phase1_trainable_parameters"]
     assert m["scratch"]["phase1_trainable_parameters"] == m["scratch"]["total_parameters"]
     assert "phase2_test_acc" not in m["frozen"] and m["scratch"]["feature_seconds"] == 0
-    history = read_rows(root / "results" / "lab13" / "variants" / "partial" / "history.csv")
+    history = read_rows(root / "results" / "lab13" / "variants" / "partial" / "seed42" / "history.csv")
     assert [r["phase"] for r in history] == [1, 2, 2]
     # Same batches for all: the first epoch of partial (head only) is the frozen variant's first epoch.
-    frozen_history = read_rows(root / "results" / "lab13" / "variants" / "frozen" / "history.csv")
+    frozen_history = read_rows(root / "results" / "lab13" / "variants" / "frozen" / "seed42" / "history.csv")
     assert history[0]["train_loss"] == pytest.approx(frozen_history[0]["train_loss"], rel=1e-5)
     assert history[0]["val_acc"] == pytest.approx(frozen_history[0]["val_acc"])
 
@@ -248,8 +248,8 @@ def test_missing_source_model_or_wrong_channels_say_what_to_do(lab13_repo):
     info = lab.source_info(ctx)
     with pytest.raises(ValueError, match="takes 1-channel images but lab13.data.dataset has 3"):
         lab.make_model(ctx, info, 5, 3, pretrained=True)
-    (root / lab.SOURCE_MODEL).unlink()
-    with pytest.raises(FileNotFoundError, match="dvc repro lab10_train@resnet18"):
+    (lab.source_model(42)).unlink()
+    with pytest.raises(FileNotFoundError, match="dvc repro lab10_train@resnet18-42"):
         lab.source_info(ctx)
 
 
@@ -304,7 +304,7 @@ def test_full_profile_path_imagenet_weights_to_flower_images(tmp_path, monkeypat
     assert meta["mean"] == pytest.approx(lab.IMAGENET_STATS[0]) and meta["dataset"] == "flowers"
     result = lab.train(ctx, "partial")
     assert result.metrics["phases"] == 2 and result.metrics["phase1_trainable_parameters"] == 512 * 5 + 5
-    saved = torch.load(root / "models" / "lab13" / "partial" / "model.pt", weights_only=True)
+    saved = torch.load(root / "models" / "lab13" / "partial" / "seed42" / "model.pt", weights_only=True)
     assert saved["info"]["arch"] == "resnet18_imagenet" and saved["info"]["n_classes"] == 5
     assert torch.equal(saved["state_dict"]["layer1.0.conv1.weight"], imagenet["layer1.0.conv1.weight"])
     assert not torch.equal(saved["state_dict"]["layer4.0.conv1.weight"], imagenet["layer4.0.conv1.weight"])

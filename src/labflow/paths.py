@@ -44,11 +44,21 @@ def processed_dir(lab: str) -> Path:
     return repo_root() / "data" / "processed" / lab
 
 
-def model_dir(lab: str, variant: str) -> Path:
-    return repo_root() / "models" / lab / variant
+def seed_folder(seed: int) -> str:
+    """The folder of one training seed's run under a variant: ``seed42``."""
+    return f"seed{int(seed)}"
 
 
-def results_dir(lab: str, variant: str | None = None) -> Path:
-    """``results/<lab>/variants/<variant>`` for a train stage, ``results/<lab>/compare`` for evaluate."""
+def model_dir(lab: str, variant: str, seed: int) -> Path:
+    """``models/<lab>/<variant>/seed<N>``: one trained model per variant and training seed."""
+    return repo_root() / "models" / lab / variant / seed_folder(seed)
+
+
+def results_dir(lab: str, variant: str | None = None, seed: int | None = None) -> Path:
+    """``results/<lab>/variants/<variant>/seed<N>`` for a train stage, ``results/<lab>/compare`` for evaluate."""
     base = repo_root() / "results" / lab
-    return base / "variants" / variant if variant else base / "compare"
+    if variant is None:
+        return base / "compare"
+    if seed is None:
+        raise TypeError(f"results_dir({lab!r}, {variant!r}): a variant's results are per training seed; pass seed=")
+    return base / "variants" / variant / seed_folder(seed)

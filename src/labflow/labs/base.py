@@ -35,6 +35,9 @@ class LabContext:
     lab_id: str
     params: Params
     progress: bool = True
+    # The training seed of a train stage (one of ``params.seeds``); None elsewhere, where
+    # ``seed`` is the data seed and a variant's results are those of that seed's run.
+    train_seed: int | None = None
     _device: torch.device | None = field(default=None, repr=False)
 
     @property
@@ -43,13 +46,18 @@ class LabContext:
 
     @property
     def seed(self) -> int:
-        return self.params.seed
+        return self.params.seed if self.train_seed is None else self.train_seed
+
+    @property
+    def seeds(self) -> list[int]:
+        """Every training seed, the primary one (``params.seed``, whose run later labs read) first."""
+        return [self.params.seed, *(s for s in self.params.seeds if s != self.params.seed)]
 
     @property
     def device(self) -> torch.device:
         if self._device is None:
             p = self.params
-            self._device = setup_torch(seed=p.seed, device=p.device, threads=p.threads, deterministic=p.deterministic)
+            self._device = setup_torch(seed=self.seed, device=p.device, threads=p.threads, deterministic=p.deterministic)
         return self._device
 
     # -- places
@@ -57,21 +65,24 @@ class LabContext:
     def processed_dir(self) -> Path:
         return paths.processed_dir(self.lab_id)
 
-    def model_dir(self, variant: str) -> Path:
-        return paths.model_dir(self.lab_id, variant)
+    def model_dir(self, variant: str, seed: int | None = None) -> Path:
+        return paths.model_dir(self.lab_id, variant, self.seed if seed is None else seed)
 
-    def results_dir(self, variant: str | None = None) -> Path:
-        return paths.results_dir(self.lab_id, variant)
+    def results_dir(self, variant: str | None = None, seed: int | None = None) -> Path:
+        if variant is None:
+            return paths.results_dir(self.lab_id)
+        return paths.results_dir(self.lab_id, variant, self.seed if seed is None else seed)
 
     def checkpoint_dir(self, variant: str) -> Path:
-        return paths.repo_root() / "checkpoints" / self.lab_id / variant
+        return paths.repo_root() / "checkpoints" / self.lab_id / variant / paths.seed_folder(self.seed)
 
     # -- identities, for tags and checkpoint fingerprints
     def params_hash(self, variant: str | None = None) -> str:
         section = section_dict(self.params, self.lab_id)
         if variant is not None:
             section = {k: v for k, v in section.items() if k != "variants"} | {"variant": section["variants"][variant]}
-        return stable_hash({"profile": self.params.profile, "seed": self.params.seed, "section": section})
+        return stable_hash({"profile": self.params.profile, "seed": self.params.seed, "train_seed": self.seed,
+                            "section": section})
 
     @cached_property
     def data_hash(self) -> str:
@@ -87,6 +98,7 @@ class LabContext:
             data_hash=self.data_hash,
             profile=self.params.profile,
             variant=variant,
+            seed=self.seed if variant is not None else None,
         )
 
     def variant_cfg(self, variant: str):
@@ -158,7 +170,7 @@ def train_variant(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: TensorBatches,
-    loss_fn,
+    loss_fn=None,
     epochs: int,
     evaluate: Callable[[nn.Module], dict[str, float]] | None,
     final_metrics: Callable[[nn.Module, FitResult], dict[str, float]],
@@ -169,8 +181,12 @@ def train_variant(
     history_extra: Mapping[str, list[dict]] | None = None,
     artifacts: Mapping[str, Path] | None = None,
     registered_model_name: str | None = None,
+    step_fn=None,
 ) -> VariantResult:
     """Train one variant with checkpoints and tracking; write its model, metrics and plots files.
+
+    ``loss_fn`` or ``step_fn`` as in :func:`labflow.train.fit` (a GAN passes ``step_fn`` and an
+    ``Optimizers`` as ``optimizer``).
 
     ``artifacts`` maps an artifact folder to a file written during training (e.g. the best
     checkpoint), logged to the run once training is done; ``registered_model_name``
@@ -185,9 +201,11 @@ def train_variant(
     prior = json.loads(run_file.read_text()) if run_file.exists() else {}
     checkpoint = Checkpoint(ckpt_dir / "last.pt", fingerprint)
     resumable = _resumable(checkpoint)
+    # The primary seed's run keeps the variant's name; the others say their seed.
+    run_name = variant if ctx.seed == ctx.params.seed else f"{variant} seed {ctx.seed}"
     with _run(
         ctx,
-        run_name=variant,
+        run_name=run_name,
         tags=ctx.tags("train", variant),
         resume_run_id=prior.get("run_id") if resumable and prior.get("fingerprint") == fingerprint else None,
         stale_run_id=prior.get("run_id"),
@@ -209,11 +227,12 @@ def train_variant(
                 optimizer,
                 batches,
                 loss_fn,
+                step_fn=step_fn,
                 epochs=epochs,
                 evaluate=evaluate,
                 callbacks=(*callbacks, *loggers, checkpoint),
                 progress=ctx.progress,
-                desc=f"{ctx.lab_id}/{variant}",
+                desc=f"{ctx.lab_id}/{variant}" + (f"/seed{ctx.seed}" if ctx.seed != ctx.params.seed else ""),
             )
             final = final_metrics(model, result)
         metrics = {
@@ -227,7 +246,7 @@ def train_variant(
         dvc_files.write_rows(out / "history.csv", result.history)
         for name, rows in (history_extra or {}).items():
             dvc_files.write_rows(out / f"{name}.csv", rows)
-        dvc_files.write_metrics(out / "metrics.json", metrics)
+        dvc_files.write_metrics_and_timings(out, metrics)
         run.log_metrics({f"final_{k}": v for k, v in metrics.items()} | {"work_seconds": timing.work_seconds()},
                         step=result.epochs_run)
         variant_figures = {"learning_curves": _learning_curves(result.history, variant)}
@@ -241,7 +260,7 @@ def train_variant(
                 run.log_artifact(Path(file), artifact_path)
         if ctx.params.tracking.log_models:
             run.log_model(model.cpu(), registered_model_name=registered_model_name)
-        dvc_files.write_metrics(out / "run.json", {"run_id": run.run_id, "variant": variant})
+        dvc_files.write_metrics(out / "run.json", {"run_id": run.run_id, "variant": variant, "seed": ctx.seed})
     return VariantResult(result, metrics, run.run_id)
 
 
@@ -274,22 +293,30 @@ def _save_model(path: Path, model: nn.Module, info: Mapping) -> None:
 
 
 def variant_results(ctx: LabContext) -> dict[str, dict[str, Any]]:
-    """Each variant's metrics, history and run id, as written by its train stage."""
+    """Each variant's metrics, history and run id, as written by its train stages.
+
+    The top level is the primary seed's run (what a lab's own table and figures show);
+    ``seeds`` holds every training seed's metrics and history, for the seed bands."""
     out = {}
     for variant in ctx.cfg.variants:
-        folder = ctx.results_dir(variant)
-        if not (folder / "metrics.json").exists():
-            raise FileNotFoundError(
-                f"{folder / 'metrics.json'} is missing: run the train stage first "
-                f"(`dvc repro {ctx.lab_id}_train@{variant}`)"
-            )
-        out[variant] = {
-            "metrics": dvc_files.read_metrics(folder / "metrics.json"),
-            "history": dvc_files.read_rows(folder / "history.csv"),
-            "run_id": dvc_files.read_metrics(folder / "run.json").get("run_id"),
-            "folder": folder,
-        }
+        runs = {seed: _seed_run(ctx, variant, seed) for seed in ctx.seeds}
+        out[variant] = {**runs[ctx.params.seed], "seeds": runs}
     return out
+
+
+def _seed_run(ctx: LabContext, variant: str, seed: int) -> dict[str, Any]:
+    folder = ctx.results_dir(variant, seed)
+    if not (folder / "metrics.json").exists():
+        raise FileNotFoundError(
+            f"{folder / 'metrics.json'} is missing: run the train stage first "
+            f"(`dvc repro {ctx.lab_id}_train@{variant}-{seed}`)"
+        )
+    return {
+        "metrics": dvc_files.read_metrics_and_timings(folder),
+        "history": dvc_files.read_rows(folder / "history.csv"),
+        "run_id": dvc_files.read_metrics(folder / "run.json").get("run_id"),
+        "folder": folder,
+    }
 
 
 def publish_comparison(
@@ -306,34 +333,57 @@ def publish_comparison(
 
 
 def _publish(ctx, results, *, table, figures, summary) -> None:
+    from labflow.labs import lab_module, seed_bands
     from labflow.plots import figures as figs
 
     out = ctx.results_dir()
     metrics = {variant: r["metrics"] for variant, r in results.items()}
     if summary:
         metrics["summary"] = dict(summary)
-    dvc_files.write_metrics(out / "metrics.json", metrics)
+    # Seed bands: every training seed's headline metrics, the mean ± std and which gaps are real.
+    module = lab_module(ctx.lab_id)
+    first = next(iter(results.values()), {}).get("metrics", {})
+    headline = seed_bands.headline_metrics(module, first)
+    band = seed_bands.band_rows(results, headline)
+    verdicts = seed_bands.verdict_rows(results, headline)
+    seeds_md = seed_bands.markdown(band, verdicts, ctx.seeds)
+    if len(ctx.seeds) > 1:
+        metrics["seed_bands"] = seed_bands.summary_metrics(band)
+        column = seed_bands.band_curve(module, next(iter(results.values()))["history"])
+        if column:
+            figures = {**figures, "seed_bands": seed_bands.band_figure(
+                results, column, f"{ctx.lab_id}: {column}, mean and min-max over seeds {', '.join(map(str, ctx.seeds))}")}
+    dvc_files.write_metrics_and_timings(out, metrics)
     dvc_files.write_rows(out / "comparison.csv", table)
+    dvc_files.write_rows(out / "seeds.csv", [*band, *verdicts])
+    (out / "seeds.md").write_text(seeds_md)
     markdown = _markdown_table(table)
     (out / "comparison.md").write_text(markdown)
     with _run(ctx, run_name=f"{ctx.lab_id} comparison", tags=ctx.tags("evaluate") | {"labflow.role": "comparison"}) as run:
-        run.log_params({"profile": ctx.params.profile, "seed": ctx.seed, "variants": ",".join(results)})
+        run.log_params({"profile": ctx.params.profile, "seed": ctx.seed, "seeds": ",".join(map(str, ctx.seeds)),
+                        "variants": ",".join(results)})
         for variant, r in results.items():
             run.log_metrics({f"{variant}.{k}": v for k, v in r["metrics"].items()})
+        for variant, values in metrics.get("seed_bands", {}).items():
+            run.log_metrics({f"{variant}.{k}": v for k, v in values.items()})
         for name, fig in figures.items():
             # Rendered once: the PNG that DVC tracks is the one MLflow stores.
             run.log_artifact(figs.save(fig, out / "figures" / f"{name}.png"), "figures")
             figs.close(fig)
         run.log_metrics({"work_seconds": timing.work_seconds()})
         run.log_text(markdown, "comparison.md")
+        run.log_text(seeds_md, "seeds.md")
         run.log_artifact(out / "comparison.csv")
-        children = [r["run_id"] for r in results.values() if r.get("run_id")]
+        children = [seed_run["run_id"] for r in results.values()
+                    for seed_run in (r.get("seeds") or {0: r}).values() if seed_run.get("run_id")]
         if run.run_id and children:
             from labflow.tracking.runs import nest_under
 
             nested = nest_under(run.run_id, children)
             run.set_tags({"labflow.child_run_ids": ",".join(nested)})
     print(markdown)
+    if len(ctx.seeds) > 1:
+        print(seeds_md)
 
 
 def _markdown_table(rows: list[dict[str, Any]]) -> str:

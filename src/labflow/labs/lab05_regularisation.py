@@ -29,7 +29,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from labflow import paths
 from labflow.labs import base
 from labflow.labs.metrics import classification_metrics, predict
 from labflow.labs.tables import prepare_table_classification
@@ -39,6 +38,7 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab05"
 TITLE = "Regularisation: none, L1, L2 (weight decay), dropout"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("titanic",)
 
 
@@ -111,7 +111,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def _weights(ctx: base.LabContext, variant: str) -> np.ndarray:
-    state = torch.load(paths.model_dir(LAB_ID, variant) / "model.pt", map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(ctx.model_dir(variant) / "model.pt", map_location="cpu", weights_only=False)["state_dict"]
     return np.concatenate([w.flatten().numpy() for k, w in state.items() if k.endswith("weight")])
 
 

@@ -46,6 +46,7 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab09"
 TITLE = "CNN basics: the course's small CNN vs lab 01's MLP"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("mnist",)
 # The model compared against, read (not retrained) from its lab's outputs; dvc.yaml names its files.
 BASELINE_LAB, BASELINE_VARIANT = "lab01", "mlp"
@@ -224,19 +225,19 @@ def check_same_split(reported: float, recomputed: float, n_test: int) -> None:
         raise DataError(
             f"{BASELINE_LAB}'s {BASELINE_VARIANT} scores {recomputed:.4f} on lab 09's {n_test} test images but "
             f"{BASELINE_LAB} reported {reported:.4f}: the labs no longer share their split. Rerun "
-            f"`dvc repro {BASELINE_LAB}_train@{BASELINE_VARIANT} {LAB_ID}_preprocess`.")
+            f"`dvc repro {BASELINE_LAB}_train {LAB_ID}_preprocess`.")
 
 
-def _baseline(data: dict) -> dict:
-    """Lab 01's MLP as lab 01 left it: its metrics, history and model, nothing retrained."""
+def _baseline(data: dict, seed: int) -> dict:
+    """Lab 01's MLP as lab 01 left it (its run with training seed ``seed``): metrics, history, model; nothing retrained."""
     from labflow.tracking import dvc_files
 
-    folder = paths.results_dir(BASELINE_LAB, BASELINE_VARIANT)
-    model_file = paths.model_dir(BASELINE_LAB, BASELINE_VARIANT) / "model.pt"
+    folder = paths.results_dir(BASELINE_LAB, BASELINE_VARIANT, seed)
+    model_file = paths.model_dir(BASELINE_LAB, BASELINE_VARIANT, seed) / "model.pt"
     for needed in (folder / "metrics.json", model_file):
         if not needed.exists():
             raise FileNotFoundError(f"{needed} is missing: lab 09 compares with {BASELINE_LAB}'s {BASELINE_VARIANT}. "
-                                    f"Run `dvc repro {BASELINE_LAB}_train@{BASELINE_VARIANT}` first.")
+                                    f"Run `dvc repro {BASELINE_LAB}_train@{BASELINE_VARIANT}-{seed}` first.")
     model, info = load_model(model_file, baseline_from_info)
     return {
         "metrics": dvc_files.read_metrics(folder / "metrics.json"),
@@ -256,7 +257,7 @@ def evaluate(ctx: base.LabContext) -> None:
     data, meta = load_processed(ctx.processed_dir)
     classes, y_test = meta["classes"], data["y_test"].numpy()
     labels = list(range(len(classes)))
-    baseline = _baseline(data)
+    baseline = _baseline(data, ctx.params.seed)  # lab 01 run with the primary seed
     preds = {v: predict(load_model(ctx.model_dir(v) / "model.pt", cnn_from_info)[0], data["x_test"], chunk=EVAL_CHUNK).argmax(1)
              for v in results}
     preds[BASELINE] = baseline["pred"]

@@ -51,7 +51,7 @@ def trained_and_init(variant: str, seed: int) -> tuple[nn.Module, nn.Module, dic
     """Lab 10's trained network and its untrained twin (same info, same seed: lab 10's init), in eval mode."""
     from labflow.labs.architectures import build
 
-    saved = torch.load(paths.model_dir(SOURCE_LAB, variant) / "model.pt", map_location="cpu", weights_only=True)
+    saved = torch.load(paths.model_dir(SOURCE_LAB, variant, seed) / "model.pt", map_location="cpu", weights_only=True)
     info = saved["info"]
     trained = build(**info)
     trained.load_state_dict(saved["state_dict"])
@@ -307,7 +307,7 @@ def look_at(ctx: base.LabContext, variant: str, data: dict, meta: dict) -> tuple
     arch, x_test, y_test = info["arch"], data["x_test"], data["y_test"]
     metrics = (classification_metrics(predict(trained, x_test, chunk=EVAL_CHUNK), y_test, "test")
                | classification_metrics(predict(init, x_test, chunk=EVAL_CHUNK), y_test, "init_test"))
-    reported = dvc_files.read_metrics(paths.results_dir(SOURCE_LAB, variant) / "metrics.json")
+    reported = dvc_files.read_metrics(paths.results_dir(SOURCE_LAB, variant, ctx.seed) / "metrics.json")
     metrics["lab10_test_acc"] = reported["test_acc"]
 
     x_stats = x_test[: show.stats_images]

@@ -1,7 +1,7 @@
 """Lab 13: transfer learning. A ResNet18 trained on one task, moved to another.
 
 Source and target: the quick profile takes lab 10's ResNet18, trained on Fashion-MNIST clothes
-(``models/lab10/resnet18/model.pt``, a DVC dependency: retraining lab 10 retrains this lab), to
+(``models/lab10/resnet18/seed<seed>/model.pt``, a DVC dependency: retraining lab 10 retrains this lab), to
 handwritten digits (MNIST-5k, 20 training digits per class, where a head start matters). Clothes
 to digits rather than one half of Fashion-MNIST's classes to the other: lab 10 trains on all ten
 clothes classes, and the digits keep the same 28 px grey images, so the backbone fits unchanged,
@@ -57,8 +57,9 @@ from labflow.train.callbacks import Callback
 
 LAB_ID = "lab13"
 TITLE = "Transfer learning: from scratch vs frozen backbone vs partly unfrozen"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("mnist", "flowers", "resnet18_imagenet")
-SOURCE_MODEL = Path("models") / "lab10" / "resnet18" / "model.pt"
+SOURCE_LAB, SOURCE_VARIANT = "lab10", "resnet18"  # its run with the primary seed (params.yaml: seed)
 HEAD = "head"
 PIECES = (*RESNET_STAGES, HEAD)
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])  # what torchvision's ImageNet weights expect
@@ -98,6 +99,11 @@ def split(model: nn.Module, first_trained: str) -> tuple[nn.Sequential, nn.Seque
     return nn.Sequential(*[m for _, m in named[:cut]]), nn.Sequential(*[m for _, m in named[cut:]])
 
 
+def source_model(seed: int) -> Path:
+    """Lab 10's ResNet18 as its train stage with training seed ``seed`` saved it."""
+    return paths.model_dir(SOURCE_LAB, SOURCE_VARIANT, seed) / "model.pt"
+
+
 def source_info(ctx: base.LabContext) -> dict:
     """What the backbone is: ``{"source", "path", "build"}`` (build: architectures.build's arguments)."""
     if ctx.cfg.backbone.source == "imagenet":
@@ -105,10 +111,10 @@ def source_info(ctx: base.LabContext) -> dict:
 
         return {"source": "imagenet", "path": str(load_weights(paths.raw_dir("resnet18_imagenet"))),
                 "build": {"arch": "resnet18_imagenet", "in_channels": 3}}
-    path = paths.repo_root() / SOURCE_MODEL
+    path = source_model(ctx.params.seed)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: lab 13 starts from lab 10's ResNet18; "
-                                "run `dvc repro lab10_train@resnet18` first")
+                                f"run `dvc repro {SOURCE_LAB}_train@{SOURCE_VARIANT}-{ctx.params.seed}` first")
     info = torch.load(path, map_location="cpu", weights_only=True)["info"]
     if info.get("arch") != "resnet18":
         raise ValueError(f"{path} holds a {info.get('arch')}, not the resnet18 lab 13 transfers")

@@ -98,8 +98,13 @@ def confusion(matrix: np.ndarray, labels: Sequence[str], *, title: str):
     return fig
 
 
-def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, *, cols: int = 8, title: str = "", cmap: str = "gray", symmetric: bool = False):
-    """A grid of 2-D images (samples, filters, weights); ``symmetric`` centres the colour map on 0."""
+def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, *, cols: int = 8, title: str = "", cmap: str = "gray", symmetric: bool = False,
+               value_range: tuple[float, float] | None = None):
+    """A grid of 2-D images (samples, filters, weights); ``symmetric`` centres the colour map on 0.
+
+    ``value_range`` (e.g. (0, 1) for pixels) draws every image on the same scale instead of
+    stretching each to its own min..max (which makes a faint generated image look like a real one).
+    """
     images = np.asarray(images)
     rows = int(np.ceil(len(images) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.4), squeeze=False)
@@ -111,6 +116,8 @@ def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, *, cols:
         if symmetric:
             lim = float(np.abs(img).max()) or 1.0
             ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        elif value_range is not None:
+            ax.imshow(img, cmap=cmap, vmin=value_range[0], vmax=value_range[1])
         else:
             ax.imshow(img, cmap=cmap)
         if titles is not None:
@@ -202,5 +209,29 @@ def confusion_grid(matrices: Mapping[str, np.ndarray], labels: Sequence[str], *,
             ax.text(j, i, f"{v}\n({share:.0%} of row)", ha="center", va="center", fontsize=7,
                     color="white" if share > 0.5 else "black")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def time_panels(
+    panels: Mapping[str, Mapping[str, tuple[Sequence, Sequence[float]]]],
+    *,
+    ylabel: str,
+    title: str,
+    zero_line: bool = False,
+):
+    """Line charts against time stacked one above the other (forecasts, residuals); "actual" is drawn in black."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
+    for ax, (panel_title, series) in zip(axes[:, 0], panels.items()):
+        for name, (x, y) in series.items():
+            style = {"color": "black", "lw": 1.6, "alpha": 0.7} if name == "actual" else {"lw": 1.0}
+            ax.plot(x, y, label=name, **style)
+        if zero_line:
+            ax.axhline(0, color="gray", lw=0.8, ls="--")
+        ax.set(ylabel=ylabel, title=panel_title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=min(4, len(series)))
+    fig.suptitle(title)
+    fig.autofmt_xdate()
     fig.tight_layout()
     return fig

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -34,6 +35,51 @@ def _clean(value):
 def write_metrics(path: Path, metrics: Mapping) -> None:
     """A JSON metrics file (NaN/inf become null so the file stays valid JSON)."""
     _atomic_write_text(Path(path), json.dumps(_clean(dict(metrics)), indent=2, sort_keys=True) + "\n")
+
+
+_TIMING = re.compile(r"(^|_)(seconds?|time|wall)(_|$)")
+
+
+def is_timing(key: str) -> bool:
+    """Wall-clock numbers (``train_seconds``, ``test_acc_per_train_second``) differ on every run,
+    so they stay out of DVC's metrics: ``dvc metrics diff`` lists only what really moved."""
+    return bool(_TIMING.search(key.rsplit(".", 1)[-1]))
+
+
+def split_timings(metrics: Mapping) -> tuple[dict, dict]:
+    """(metrics, timings) of a flat or one-level-nested metrics mapping."""
+    kept, timings = {}, {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            inner_kept, inner_timings = split_timings(value)
+            kept[key] = inner_kept
+            if inner_timings:
+                timings[key] = inner_timings
+        elif is_timing(str(key)):
+            timings[key] = value
+        else:
+            kept[key] = value
+    return kept, timings
+
+
+def write_metrics_and_timings(folder: Path, metrics: Mapping) -> None:
+    """``metrics.json`` (a DVC metric) and ``timings.json`` (a plain output) side by side."""
+    kept, timings = split_timings(metrics)
+    write_metrics(Path(folder) / "metrics.json", kept)
+    write_metrics(Path(folder) / "timings.json", timings)
+
+
+def read_metrics_and_timings(folder: Path) -> dict:
+    """What :func:`write_metrics_and_timings` split, merged back (timings.json may be absent)."""
+    merged = read_metrics(Path(folder) / "metrics.json")
+    timings_file = Path(folder) / "timings.json"
+    if timings_file.exists():
+        for key, value in read_metrics(timings_file).items():
+            if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+    return merged
 
 
 def write_rows(path: Path, rows: Iterable[Mapping], columns: list[str] | None = None) -> None:

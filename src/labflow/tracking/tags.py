@@ -33,7 +33,8 @@ def git_state(root: Path | None = None) -> dict[str, str]:
     return {"git.commit": commit, "git.dirty": str(bool(status)).lower()}
 
 
-def run_tags(*, lab: str, stage: str, params_hash: str, data_hash: str, profile: str, variant: str | None = None) -> dict[str, str]:
+def run_tags(*, lab: str, stage: str, params_hash: str, data_hash: str, profile: str, variant: str | None = None,
+             seed: int | None = None) -> dict[str, str]:
     tags = {
         **git_state(),
         "labflow.lab": lab,
@@ -44,6 +45,8 @@ def run_tags(*, lab: str, stage: str, params_hash: str, data_hash: str, profile:
     }
     if variant:
         tags["labflow.variant"] = variant
+    if seed is not None:
+        tags["labflow.seed"] = str(seed)
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
     return tags

@@ -2,7 +2,7 @@
 
 from labflow.train.batches import StepBatches, TensorBatches, WeightedBatches
 from labflow.train.callbacks import BestCheckpoint, Callback, Checkpoint, EarlyStopping
-from labflow.train.loop import EpochResult, FitResult, fit
+from labflow.train.loop import EpochResult, FitResult, Optimizers, fit
 from labflow.train.setup import choose_device, seed_everything, setup_torch
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "EarlyStopping",
     "EpochResult",
     "FitResult",
+    "Optimizers",
     "StepBatches",
     "TensorBatches",
     "WeightedBatches",

@@ -174,8 +174,8 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 class Checkpoint(Callback):
     """Save everything needed to resume after every epoch; resume from it at fit start.
 
-    The checkpoint holds the model, optimizer, batch-order generator, every RNG and the
-    other callbacks' state, so a resumed run ends bit-identical to an uninterrupted one
+    The checkpoint holds the model, the optimizer (every one of an ``Optimizers``),
+    batch-order generator, every RNG and the other callbacks' state, so a resumed run ends bit-identical to an uninterrupted one
     on CPU. ``fingerprint`` (a hash of the params and data) must match, so a checkpoint
     left by other settings is ignored instead of silently continued.
     """

@@ -5,6 +5,12 @@ The loop knows nothing about MLflow, files or metrics: a lab passes a
 checkpoints, early stopping and logging are callbacks. Losses stay on the
 device until the epoch ends (no ``.item()`` per step), so the loop costs no
 more than a hand-written one (benchmarks/loop_speed.py measures it).
+
+A lab whose step is more than one backward and one optimizer step (a GAN: two
+optimizers, alternating updates) passes ``step_fn(model, batch) -> {name: loss}``
+instead and makes the updates itself; ``optimizer`` is then an :class:`Optimizers`
+holding all of them, so checkpoints save and resume every optimizer's state. The
+epochs, callbacks, checkpoints, progress bar and tracking are the same loop's.
 """
 
 from __future__ import annotations
@@ -21,8 +27,39 @@ from tqdm.auto import tqdm
 from labflow.train.batches import TensorBatches
 
 LossFn = Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor]
+# One training step done by the lab itself (zero_grad, backward and step of each optimizer);
+# returns its losses, detached or not, with "train_loss" among them.
+StepFn = Callable[[nn.Module, tuple[torch.Tensor, ...]], dict[str, torch.Tensor]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
 EpochResult = dict[str, float]
+
+
+class Optimizers:
+    """Several named optimizers that checkpoints save and resume as one (a GAN's G and D).
+
+    ``fit`` and :class:`~labflow.train.callbacks.Checkpoint` only call ``state_dict`` and
+    ``load_state_dict``; the lab's ``step_fn`` steps each optimizer (``opts["g"].step()``).
+    """
+
+    def __init__(self, **optimizers: torch.optim.Optimizer) -> None:
+        if not optimizers:
+            raise ValueError("Optimizers needs at least one named optimizer")
+        self.named = optimizers
+
+    def __getitem__(self, name: str) -> torch.optim.Optimizer:
+        return self.named[name]
+
+    def __iter__(self):
+        return iter(self.named.values())
+
+    def state_dict(self) -> dict:
+        return {name: opt.state_dict() for name, opt in self.named.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != set(self.named):
+            raise ValueError(f"checkpoint holds optimizers {sorted(state)}, this run has {sorted(self.named)}")
+        for name, opt in self.named.items():
+            opt.load_state_dict(state[name])
 
 
 @dataclass
@@ -30,7 +67,7 @@ class FitState:
     """What callbacks may read (and, for ``stop``/``epoch``, change) during a fit."""
 
     model: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | Optimizers
     batches: TensorBatches
     epochs: int
     epoch: int = 0  # epochs completed
@@ -56,17 +93,26 @@ class FitResult:
 
 def fit(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Optimizers,
     batches: TensorBatches,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None = None,
     *,
+    step_fn: StepFn | None = None,
     epochs: int,
     evaluate: EvalFn | None = None,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
     desc: str = "train",
 ) -> FitResult:
-    """Train ``model`` for up to ``epochs`` epochs and return the per-epoch history."""
+    """Train ``model`` for up to ``epochs`` epochs and return the per-epoch history.
+
+    Give ``loss_fn`` (the loop does zero_grad, backward, step) or ``step_fn`` (the lab
+    does them; each returned loss's epoch mean becomes a column, ``train_loss`` first).
+    """
+    if (loss_fn is None) == (step_fn is None):
+        raise ValueError("fit needs exactly one of loss_fn (one optimizer step per batch) or step_fn (the lab's own step)")
+    if loss_fn is not None and isinstance(optimizer, Optimizers):
+        raise ValueError("several optimizers need a step_fn that steps each of them; loss_fn steps one optimizer")
     import_optimizer_machinery()  # before any clock starts
     # Checkpoints run last so they save what the other callbacks decided this epoch.
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "runs_last", False))
@@ -88,32 +134,33 @@ def fit(
     try:
         while state.epoch < epochs and not state.stop:
             model.train()
-            loss_sum = torch.zeros((), device=_device_of(model))
-            steps = 0
             started = time.perf_counter()
-            for batch in batches:
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model, batch)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach()
-                steps += 1
-                state.updates += 1
-                if batch_hooks:
-                    elapsed = state.seconds + time.perf_counter() - started
-                    for cb in batch_hooks:
-                        cb.on_batch_end(state, loss, elapsed)
-                if steps % bar_every == 0:
-                    bar.update(bar_every)
+            if step_fn is not None:
+                losses, steps = _epoch_of_own_steps(state, step_fn, batch_hooks, bar, bar_every, started)
+            else:
+                loss_sum = torch.zeros((), device=_device_of(model))
+                steps = 0
+                for batch in batches:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = loss_fn(model, batch)
+                    loss.backward()
+                    optimizer.step()
+                    loss_sum += loss.detach()
+                    steps += 1
+                    state.updates += 1
+                    if batch_hooks:
+                        elapsed = state.seconds + time.perf_counter() - started
+                        for cb in batch_hooks:
+                            cb.on_batch_end(state, loss, elapsed)
+                    if steps % bar_every == 0:
+                        bar.update(bar_every)
+                losses = {"train_loss": loss_sum}
             bar.update(steps % bar_every)
             state.seconds += time.perf_counter() - started
             state.epoch += 1
-            row: EpochResult = {
-                "epoch": state.epoch,
-                "train_loss": (loss_sum / max(steps, 1)).item(),
-                "updates": state.updates,
-                "seconds": state.seconds,
-            }
+            row: EpochResult = {"epoch": state.epoch}
+            row.update({name: (total / max(steps, 1)).item() for name, total in losses.items()})
+            row.update(updates=state.updates, seconds=state.seconds)
             if evaluate is not None:
                 model.eval()
                 with torch.no_grad():
@@ -135,6 +182,32 @@ def fit(
         resumed_from=state.resumed_from,
         extras=state.extras,
     )
+
+
+def _epoch_of_own_steps(state: FitState, step_fn: StepFn, batch_hooks, bar, bar_every: int,
+                        started: float) -> tuple[dict[str, torch.Tensor], int]:
+    """One epoch of the lab's own steps: the summed losses by name (train_loss first) and the step count."""
+    sums: dict[str, torch.Tensor] = {}
+    steps = 0
+    for batch in state.batches:
+        losses = step_fn(state.model, batch)
+        if "train_loss" not in losses:
+            raise KeyError(f"step_fn must return a 'train_loss' (the loss the loop reports and logs); got {sorted(losses)}")
+        if not sums:
+            sums = {"train_loss": losses["train_loss"].detach().clone()}
+            sums.update((k, v.detach().clone()) for k, v in losses.items() if k != "train_loss")
+        else:
+            for name, value in losses.items():
+                sums[name] += value.detach()
+        steps += 1
+        state.updates += 1
+        if batch_hooks:
+            elapsed = state.seconds + time.perf_counter() - started
+            for cb in batch_hooks:
+                cb.on_batch_end(state, losses["train_loss"], elapsed)
+        if steps % bar_every == 0:
+            bar.update(bar_every)
+    return sums, steps
 
 
 def import_optimizer_machinery() -> None:
