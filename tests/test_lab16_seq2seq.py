@@ -100,6 +100,17 @@ def test_real_export_has_the_listed_quirks():
     assert "<" not in spanish[V.Ref("Genesis", 1, 30)]  # its Strong's tag <H2416> is gone
 
 
+def test_real_verses_align_and_a_renumbered_chapter_is_dropped():
+    """A sample of the real modules: RV1909 leaves Numbers 12:16 empty and starts Numbers 13 with
+    its text, so both chapters go; John 11:35 pairs as expected."""
+    if shutil.which("diatheke") is None or not {V.ENGLISH_MODULE, V.SPANISH_MODULE} <= V.installed_modules():
+        pytest.skip("diatheke with sword-text-kjv and sword-text-sparv is not installed")
+    keys = "Numbers 12:15-13:2; John 11:35"
+    pairs, dropped = V.verse_pairs(V.export_module(V.ENGLISH_MODULE, keys), V.export_module(V.SPANISH_MODULE, keys))
+    assert [(p.ref, p.src, p.tgt) for p in pairs] == [("John 11:35", "Jesus wept.", "Y lloró Jesús.")]
+    assert dropped == Counter(empty=1, shifted=3)
+
+
 def test_missing_diatheke_or_module_names_the_debian_packages(monkeypatch):
     monkeypatch.setattr(V.shutil, "which", lambda name: None)
     with pytest.raises(DataError, match="apt-get install diatheke sword-text-kjv sword-text-sparv"):

@@ -12,7 +12,9 @@ pairs let a CPU learn something in a minute).
 Variants. The same encoder-decoder (``seq2seq.py``: bidirectional LSTM encoder, LSTM
 decoder, read-out from [decoder state; context]) built from the same seed, the same
 tokenisers, batches, optimizer, epochs: the only difference is the context vector, the
-encoder's summary (no attention) or an attention-weighted mean of its states.
+encoder's summary (no attention) or an attention-weighted mean of its states. Training runs on
+one CPU thread unless params.yaml sets ``threads``: two threads were 11x slower per step with
+other processes on the machine (a batch of 64 took 1.0 s on one, 11.5 s on two).
 
 Evaluation. Greedy decoding (lab 25 adds beam search); corpus BLEU and chrF with
 ``sacrebleu`` on the held-out test split (validation BLEU per epoch), a paired bootstrap
