@@ -240,7 +240,7 @@ def _baseline(data: dict, seed: int) -> dict:
                                     f"Run `dvc repro {BASELINE_LAB}_train@{BASELINE_VARIANT}-{seed}` first.")
     model, info = load_model(model_file, baseline_from_info)
     return {
-        "metrics": dvc_files.read_metrics(folder / "metrics.json"),
+        "metrics": dvc_files.read_metrics_and_timings(folder),  # its train_seconds live in timings.json
         "history": dvc_files.read_rows(folder / "history.csv"),
         "parameters": count_parameters(model),
         "pred": predict(model, data["x_test"]).argmax(1),

@@ -250,7 +250,7 @@ def lab15_results(ctx: base.LabContext) -> dict:
     path = paths.results_dir(SOURCE_LAB) / "metrics.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: lab 17 shows lab 15's best model. Run `dvc repro {SOURCE_LAB}_evaluate`.")
-    metrics = dvc_files.read_metrics(path)
+    metrics = dvc_files.read_metrics_and_timings(path.parent)  # train_seconds live in timings.json
     summary = metrics.get("summary", {})
     ours = reviews.read_meta(ctx.processed_dir)["split_digest"]
     if summary.get("split_digest") != ours:
