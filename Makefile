@@ -36,6 +36,12 @@ system-data:
 		echo "installing Debian package chromium"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
 	fi
+	@# Lab 16's (and 24, 25's) verse pairs: diatheke with the KJV and Reina-Valera 1909 modules.
+	@if ! { command -v diatheke >/dev/null && [ -f /usr/share/sword/mods.d/engKJV2006eb.conf ] && \
+		[ -f /usr/share/sword/mods.d/spaRV1909eb.conf ]; } && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages diatheke sword-text-kjv sword-text-sparv"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq diatheke sword-text-kjv sword-text-sparv; \
+	fi
 
 test: setup ## all tests, including the end-to-end DVC smoke runs
 	$(BIN)/python -m pytest -q

@@ -447,8 +447,8 @@ def test_failed_fetch_leaves_dest_untouched(server, tmp_path, monkeypatch):
 
 
 def test_unknown_names(tmp_path):
-    known = ["cifar10", "credit_default", "fashion_mnist", "flowers", "horse2zebra", "house_prices", "mnist",
-             "resnet18_imagenet", "titanic", "voc2007"]
+    known = ["cifar10", "credit_default", "elecdemand", "fashion_mnist", "flowers", "horse2zebra", "house_prices",
+             "imdb", "melbourne_temp", "mnist", "resnet18_imagenet", "sentence_pairs", "titanic", "voc2007"]
     with pytest.raises(DataError, match="known data sets: " + ", ".join(known)):
         fetch("imagenet", "quick", OnlineSource(base_url="http://x"), tmp_path / "x")
     with pytest.raises(DataError, match="unknown profile"):

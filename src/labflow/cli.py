@@ -23,6 +23,9 @@ def cmd_list(args) -> int:
     from labflow.config import PROFILES, parse_params
     from labflow.data.datasets import DATASETS
     from labflow.data.folder import USER_FOLDER_DATASETS
+    from labflow.data.reviews import WHEEL_DATASETS
+    from labflow.data.segmentation import SEGMENTATION_DATASETS
+    from labflow.data.timeseries import USER_CSV_DATASETS
     from labflow.labs import LABS, data_lab, lab_module
 
     raw = yaml.safe_load((paths.repo_root() / "params.yaml").read_text())
@@ -39,8 +42,12 @@ def cmd_list(args) -> int:
                 continue
             # Labs that switch data set by profile name it in `<lab>.data.dataset`.
             # A lab that trains nothing (lab 11) uses the data of the lab whose models it reads.
-            dataset = getattr(params.lab(data_lab(lab_id)).data, "dataset", None) or module.DATASETS[0]
-            spec = USER_FOLDER_DATASETS.get(dataset) or DATASETS[dataset]
+            data = params.lab(data_lab(lab_id)).data
+            if getattr(data, "same_split_as", None):  # a lab on another lab's split (09, 17) uses its data set
+                data = params.lab(data.same_split_as).data
+            dataset = getattr(data, "dataset", None) or module.DATASETS[0]
+            spec = (USER_FOLDER_DATASETS.get(dataset) or USER_CSV_DATASETS.get(dataset) or WHEEL_DATASETS.get(dataset)
+                    or SEGMENTATION_DATASETS.get(dataset) or DATASETS[dataset])
             print(f"    data ({profile:5}): {spec.describe(profile)}")
         print()
     return 0

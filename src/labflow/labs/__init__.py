@@ -19,8 +19,16 @@ LABS: dict[str, str] = {
     "lab11": "labflow.labs.lab11_feature_maps",
     "lab12": "labflow.labs.lab12_detection",
     "lab13": "labflow.labs.lab13_transfer",
+    "lab14": "labflow.labs.lab14_rnn_timeseries",
+    "lab15": "labflow.labs.lab15_rnn_sentiment",
+    "lab16": "labflow.labs.lab16_seq2seq",
+    "lab17": "labflow.labs.lab17_transformer_text",
+    "lab18": "labflow.labs.lab18_forecasting",
+    "lab19": "labflow.labs.lab19_segmentation",
     "lab20": "labflow.labs.lab20_gan",
     "lab21": "labflow.labs.lab21_cyclegan",
+    "lab22": "labflow.labs.lab22_vae",
+    "lab23": "labflow.labs.lab23_denoising",
     "lab24": "labflow.labs.lab24_attention",
 }
 

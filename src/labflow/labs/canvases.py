@@ -1,9 +1,10 @@
-"""Detection data from real images: small objects pasted on larger, cluttered canvases.
+"""Detection and segmentation data from real images: small objects pasted on larger, cluttered canvases.
 
-No detection data set installs offline, so the quick profile builds one from real
-Fashion-MNIST (or MNIST) images: each canvas holds 1-4 objects, each a source image
-resized to 20-40 px and pasted where it overlaps no other object much, with its true box
-(the tight box around the object's own pixels, not its 28 px frame) and its class.
+No detection or segmentation data set installs offline, so the quick profile builds one
+from real Fashion-MNIST (or MNIST) images: each canvas holds 1-4 objects, each a source
+image resized to 20-40 px and pasted where it overlaps no other object much, with its true
+box (the tight box around the object's own pixels, not its 28 px frame), its class (lab 12)
+and its true mask (lab 19: the object's own pixels, the same pixels its box is drawn around).
 
 A blank canvas would make detection a thresholding exercise, so the background is
 cluttered: noise, a random grey level, and fragments of *other* images of the same split
@@ -43,10 +44,23 @@ class Canvases:
     boxes: np.ndarray
     labels: np.ndarray
     sources: np.ndarray  # (N, M) index of each object's source image in the pool, -1 = none
+    # (N, S, S) bool: the pixels of the pasted objects (above ``object_threshold`` in the
+    # resized source image), never the clutter; the union of a canvas's objects.
+    masks: np.ndarray | None = None
 
     def targets(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         keep = self.labels[i] > 0
         return self.boxes[i][keep], self.labels[i][keep]
+
+
+def source_pools(n_train: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint sorted indices (train pool, val pool) into a source's ``n_train`` training images.
+
+    The same split as lab 12's ``source_pools`` for the same seed and fraction.
+    """
+    order = np.random.default_rng(seed).permutation(n_train)
+    n_val = max(1, int(round(len(order) * val_fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -115,7 +129,8 @@ def make_canvases(images: np.ndarray, labels: np.ndarray, n: int, spec: CanvasSp
     pool = _Pool(len(images), rng)
     m = spec.max_objects
     out = Canvases(np.zeros((n, spec.size, spec.size), np.uint8), np.zeros((n, m, 4), np.float32),
-                   np.zeros((n, m), np.int64), np.full((n, m), -1, np.int64))
+                   np.zeros((n, m), np.int64), np.full((n, m), -1, np.int64),
+                   np.zeros((n, spec.size, spec.size), bool))
     for i in range(n):
         canvas = _background(spec, images, rng)
         placed: list[tuple[int, int, int, int]] = []
@@ -135,6 +150,7 @@ def make_canvases(images: np.ndarray, labels: np.ndarray, n: int, spec: CanvasSp
                 continue
             region = canvas[top:top + side, left:left + side]
             np.maximum(region, patch, out=region)
+            out.masks[i, top:top + side, left:left + side] |= patch > spec.object_threshold
             j = len(placed)
             placed.append((x0, y0, x1, y1))
             out.boxes[i, j], out.labels[i, j], out.sources[i, j] = (x0, y0, x1, y1), labels[k] + 1, k

@@ -21,6 +21,7 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab01"
 TITLE = "MLP on digits + visualisation"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("mnist",)
 
 

@@ -24,6 +24,8 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab02"
 TITLE = "House prices: MSE vs MAE, linear vs MLP"
+HEADLINE = ("test_rmse_usd",)  # what seed bands and `labflow exp` report
+HEADLINE_CURVE = "val_rmse_usd"  # the per-epoch column the seed-band figure draws
 DATASETS = ("house_prices",)
 LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss}
 

@@ -23,6 +23,7 @@ from labflow.train.callbacks import LossTrace
 
 LAB_ID = "lab03"
 TITLE = "Gradient descent: full batch vs mini-batch vs stochastic"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("mnist",)
 
 

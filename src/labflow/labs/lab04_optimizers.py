@@ -26,6 +26,7 @@ from labflow.train.callbacks import LossTrace
 
 LAB_ID = "lab04"
 TITLE = "Optimizers: SGD, SGD + momentum, Adam, RMSprop"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("fashion_mnist", "cifar10")
 
 

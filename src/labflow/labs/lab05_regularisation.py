@@ -38,6 +38,7 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab05"
 TITLE = "Regularisation: none, L1, L2 (weight decay), dropout"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("titanic",)
 
 

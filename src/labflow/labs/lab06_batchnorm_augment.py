@@ -28,6 +28,7 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab06"
 TITLE = "Batch normalisation x data augmentation (2x2 ablation)"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("fashion_mnist", "cifar10")
 
 

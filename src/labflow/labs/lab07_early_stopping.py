@@ -43,6 +43,7 @@ from labflow.train import BestCheckpoint, EarlyStopping, TensorBatches
 
 LAB_ID = "lab07"
 TITLE = "Early stopping + checkpoints"
+HEADLINE = ("test_loss", "test_acc")  # what seed bands and `labflow exp` report
 DATASETS = ("fashion_mnist", "cats_vs_dogs")
 MONITOR = "val_loss"
 SWEEP_PATIENCE = (1, 2, 3, 5, 8)

@@ -43,6 +43,7 @@ from labflow.train import StepBatches, TensorBatches, WeightedBatches
 
 LAB_ID = "lab08"
 TITLE = "Imbalanced data: class weights, sampling, SMOTE, and the threshold"
+HEADLINE = ("test_roc_auc", "test_tuned_f1")  # what seed bands and `labflow exp` report
 DATASETS = ("credit_default",)
 RESAMPLERS = ("undersample", "oversample", "smote")
 

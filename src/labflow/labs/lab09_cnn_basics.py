@@ -46,6 +46,7 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab09"
 TITLE = "CNN basics: the course's small CNN vs lab 01's MLP"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("mnist",)
 # The model compared against, read (not retrained) from its lab's outputs; dvc.yaml names its files.
 BASELINE_LAB, BASELINE_VARIANT = "lab01", "mlp"

@@ -39,6 +39,7 @@ from labflow.train import TensorBatches
 
 LAB_ID = "lab10"
 TITLE = "Simple CNN vs VGG vs ResNet18, from scratch"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("fashion_mnist", "cifar10")
 
 

@@ -57,6 +57,8 @@ from labflow.train.callbacks import Callback
 
 LAB_ID = "lab12"
 TITLE = "Object detection: SSDlite vs RetinaNet (torchvision), mAP on held-out images"
+HEADLINE = ("test_map_50",)  # what seed bands and `labflow exp` report
+HEADLINE_CURVE = "val_loss"  # the per-epoch column the seed-band figure draws
 DATASETS = ("fashion_mnist", "mnist", "voc2007")
 SPLITS = ("train", "val", "test")
 EVAL_CHUNK = 50

@@ -57,6 +57,7 @@ from labflow.train.callbacks import Callback
 
 LAB_ID = "lab13"
 TITLE = "Transfer learning: from scratch vs frozen backbone vs partly unfrozen"
+HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("mnist", "flowers", "resnet18_imagenet")
 SOURCE_LAB, SOURCE_VARIANT = "lab10", "resnet18"  # its run with the primary seed (params.yaml: seed)
 HEAD = "head"

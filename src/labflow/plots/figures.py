@@ -211,3 +211,27 @@ def confusion_grid(matrices: Mapping[str, np.ndarray], labels: Sequence[str], *,
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def time_panels(
+    panels: Mapping[str, Mapping[str, tuple[Sequence, Sequence[float]]]],
+    *,
+    ylabel: str,
+    title: str,
+    zero_line: bool = False,
+):
+    """Line charts against time stacked one above the other (forecasts, residuals); "actual" is drawn in black."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), squeeze=False)
+    for ax, (panel_title, series) in zip(axes[:, 0], panels.items()):
+        for name, (x, y) in series.items():
+            style = {"color": "black", "lw": 1.6, "alpha": 0.7} if name == "actual" else {"lw": 1.0}
+            ax.plot(x, y, label=name, **style)
+        if zero_line:
+            ax.axhline(0, color="gray", lw=0.8, ls="--")
+        ax.set(ylabel=ylabel, title=panel_title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=min(4, len(series)))
+    fig.suptitle(title)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
