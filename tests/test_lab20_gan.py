@@ -217,3 +217,23 @@ def test_params_judge_and_profiles(raw_params):
     bad["lab20"]["variants"]["mlp_gan"]["width"] = 0.5
     with pytest.raises(ConfigError, match="lab20.variants.mlp_gan"):
         parse_params(bad)
+
+
+def test_own_judge_learns_the_classes_and_uses_its_training_statistics():
+    """The full profile's judge (lab 10 trains on CIFAR-10 there): the course CNN trained here."""
+
+    class Ctx:
+        seed, progress = 0, False
+
+        class cfg:
+            class judge:
+                source, epochs, batch_size, lr = "own", 3, 32, 3e-3
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 2
+    x = torch.where(y.view(-1, 1, 1, 1) == 1, 0.5, -0.5) + 0.3 * torch.randn(200, 1, 28, 28, generator=g)
+    judge, source = lab.load_judge(Ctx, {"x_train": x.clamp(-1, 1), "y_train": y}, "cpu")
+    assert "trained here" in source and judge.num_features == 128
+    assert judge.mean.item() == pytest.approx(to_unit(x.clamp(-1, 1)).mean().item(), rel=1e-5)
+    with torch.no_grad():
+        assert (judge.logits(x.clamp(-1, 1)).argmax(1) == y).float().mean() > 0.95

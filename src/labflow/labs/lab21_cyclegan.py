@@ -58,7 +58,7 @@ TITLE = "CycleGAN: unpaired translation between two domains, with vs without the
 DATASETS = ("fashion_mnist", "horse2zebra")
 EVAL_CHUNK = 128
 # What the seed bands compare over training seeds (labflow.labs.seed_bands).
-HEADLINE = ("target_share", "test_cycle_l1_aba")
+HEADLINE = ("target_share", "test_identity_l1", "test_cycle_l1_aba")
 HEADLINE_CURVE = "test_cycle_l1_aba"
 
 
