@@ -273,17 +273,15 @@ def predict_logits(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, *
     model.eval()
     device = next(model.parameters()).device
     order = torch.argsort(lengths, stable=True)
-    out = torch.empty(len(lengths), 0)
     parts = []
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         longest = int(lengths[idx].max())
         parts.append(model(ids[idx, :longest].to(device), lengths[idx].to(device)).float().cpu())
     model.train(was_training)
-    if parts:
-        logits = torch.cat(parts)
-        out = torch.empty_like(logits)
-        out[order] = logits
+    logits = torch.cat(parts)
+    out = torch.empty_like(logits)
+    out[order] = logits  # back to the input order
     return out
 
 
