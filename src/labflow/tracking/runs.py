@@ -17,7 +17,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from labflow.tracking.store import artifact_root, check_tracking, experiment_name, is_server, sqlite_path, tracking_uri
+from labflow.tracking.store import (
+    artifact_root,
+    check_tracking,
+    experiment_name,
+    is_server,
+    set_http_retry_defaults,
+    sqlite_path,
+    tracking_uri,
+)
 
 
 def _mlflow():
@@ -62,6 +70,8 @@ def connect(timeout_s: float = 5.0) -> str:
     """Point MLflow at our store after checking it answers; returns the URI."""
     uri = tracking_uri()
     check_tracking(uri, timeout_s)
+    if is_server(uri):
+        set_http_retry_defaults()
     _mlflow().set_tracking_uri(uri)
     if sqlite_path(uri) is not None:
         _create_sqlite_store_once(sqlite_path(uri), uri)

@@ -99,5 +99,31 @@ def check_credentials(uri: str, timeout_s: float = 5.0) -> None:
         raise TrackingError(f"MLflow tracking server {uri} is unreachable ({err}). Nothing was trained.") from None
 
 
+# A stage gives up on a dead server after ~10 s (MLflow's defaults retry for minutes); the
+# user's own settings win.
+HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+def set_http_retry_defaults() -> None:
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def lost_server_message(err: BaseException, stage: str) -> str | None:
+    """One line for a tracking server that went away mid-stage; None for any other error."""
+    uri = tracking_uri()
+    if not is_server(uri):
+        return None
+    text = f"{type(err).__name__}: {err}"
+    lost = ("Max retries exceeded", "Connection refused", "ConnectionError", "RemoteDisconnected",
+            "Connection aborted", "Failed to establish a new connection")
+    if not any(marker in text for marker in lost):
+        return None
+    return (f"lost the MLflow tracking server {uri} during `{stage}`. Everything saved so far is kept "
+            "(train stages: the last epoch checkpoint); start the server again and rerun `dvc repro`: "
+            "the stage resumes from its checkpoint, in the same MLflow run.")
+
+
 def experiment_name(prefix: str, lab: str) -> str:
     return f"{prefix}-{lab}"
