@@ -91,6 +91,8 @@ def plan(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
         if not password:
             raise ServerError(f"--auth needs the admin password in {ADMIN_PASSWORD_ENV} (12+ characters)")
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(data, password))
+        # MLflow's CSRF protection needs a secret that survives restarts (sessions stay valid)
+        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", _persistent_secret(data / "secret_key"))
         command += ["--app-name", "basic-auth"]
     shown = "localhost" if is_loopback(host) else host
     return ServerPlan(command, env, f"http://{shown}:{port}", db_uri or "", artifacts)
@@ -114,6 +116,15 @@ def start(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
     print(f"clients: export MLFLOW_TRACKING_URI={p.url}" + (
         "  MLFLOW_TRACKING_USERNAME=...  MLFLOW_TRACKING_PASSWORD=..." if auth else ""), flush=True)
     os.execvpe(p.command[0], p.command, p.env)
+
+
+def _persistent_secret(path: Path) -> str:
+    if not path.exists():
+        import secrets
+
+        path.write_text(secrets.token_hex(32))
+        os.chmod(path, 0o600)
+    return path.read_text().strip()
 
 
 def _hide_password(uri: str) -> str:
