@@ -304,6 +304,28 @@ def test_a_lab10_variant_change_reruns_only_it_and_the_labs_that_read_it(repo):
     assert ran == {"lab10_train@vgg-42", "lab10_evaluate"}, proc.stdout[-3000:]
 
 
+def test_a_teammate_pulls_the_trained_models_from_a_dvc_remote_instead_of_training(repo, tmp_path):
+    """`dvc push` to a remote (a local folder here; S3/SSH the same way), then in a fresh clone
+    `dvc pull`: nothing left to reproduce and the same metrics, without training."""
+    remote = tmp_path / "remote"
+    sh(repo, "dvc", "remote", "add", "-f", "-d", "team", str(remote))
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "results to share", check=False)
+    sh(repo, "dvc", "push")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    assert not (clone / "models").exists()
+    sh(clone, "dvc", "pull")
+    assert _stale_stages(clone) == set()  # `dvc repro` would run nothing but the preflight check
+    ours = json.loads(sh(repo, "dvc", "metrics", "show", "--json").stdout)
+    theirs = json.loads(sh(clone, "dvc", "metrics", "show", "--json").stdout)
+    assert theirs["workspace"]["data"] == ours["workspace"]["data"]
+    assert (clone / "models" / "lab01" / "mlp" / "seed42" / "model.pt").read_bytes() == \
+        (repo / "models" / "lab01" / "mlp" / "seed42" / "model.pt").read_bytes()
+    proc = sh(clone, "dvc", "repro")
+    assert not set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}, proc.stdout[-2000:]
+
+
 def test_three_seeds_on_lab04_give_mean_std_and_noise_verdicts(repo):
     """Last in this file: it leaves seeds=[42,43,44] in the workspace. Only lab 04's new seeds train."""
     import mlflow

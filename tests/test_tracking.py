@@ -14,7 +14,7 @@ from labflow.tracking.tags import run_tags, stable_hash
 
 
 def test_default_store_is_sqlite_in_the_store_root(mlflow_store):
-    assert tracking_uri() == f"sqlite:///{mlflow_store / 'mlflow.db'}"
+    assert tracking_uri() == f"sqlite:///{mlflow_store / 'mlflow.db'}?timeout=60"
 
 
 def test_store_root_climbs_out_of_dvc_experiment_copies(monkeypatch, tmp_path):

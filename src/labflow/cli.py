@@ -63,10 +63,10 @@ def lab_addresses(ui: str) -> list[tuple[str, str]]:
     """(lab, address) for each lab with runs in the store: the runs table in Model training mode."""
     from labflow.labs import LABS
     from labflow.tracking import links
-    from labflow.tracking.store import experiment_name, tracking_uri
+    from labflow.tracking.store import experiment_name, sqlite_path, tracking_uri
 
     uri = tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+    if sqlite_path(uri) is not None and not sqlite_path(uri).exists():
         return []
     import mlflow
 
@@ -124,6 +124,20 @@ def cmd_exp(args) -> int:
     return 0
 
 
+def cmd_server(args) -> int:
+    """The team's MLflow server on PostgreSQL (a private cluster under --data unless --db is given)."""
+    from labflow.team.server import ServerError, start
+
+    data = Path(args.data) if Path(args.data).is_absolute() else paths.repo_root() / args.data
+    try:
+        start(data=data, db_uri=args.db, host=args.host, port=args.port, auth=args.auth,
+              allowed_hosts=args.allowed_hosts)
+    except ServerError as err:
+        print(f"labflow: error: {err}", file=sys.stderr)
+        return 1
+    return 0  # not reached: start() becomes the server
+
+
 def cmd_report(args) -> int:
     """Write the offline report (static HTML) from the pipeline's outputs."""
     from labflow import paths
@@ -167,6 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--width", type=int, default=80, help="terminal width to fit (default 80)")
     exp.add_argument("--all-commits", action="store_true", help="every commit's experiments, not only HEAD's")
     exp.set_defaults(func=cmd_exp)
+    server = sub.add_parser("server", help="team tracking server: MLflow on PostgreSQL, artifacts served")
+    server.add_argument("--db", help="postgresql://user:pass@host:port/db (default: a private cluster under --data)")
+    server.add_argument("--data", default="server", help="folder for artifacts (and the private cluster); default server/")
+    server.add_argument("--host", default="127.0.0.1", help="interface to listen on (beyond loopback needs --auth)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--auth", action="store_true",
+                        help="MLflow basic auth (admin password from LABFLOW_SERVER_ADMIN_PASSWORD)")
+    server.add_argument("--allowed-hosts", help="Host headers to accept when not on loopback (MLflow's --allowed-hosts)")
+    server.set_defaults(func=cmd_server)
     report = sub.add_parser("report", help="write the offline HTML report (report/index.html)")
     report.add_argument("--out", default="report", help="folder to write (default: report/)")
     report.add_argument("--ui", default="http://127.0.0.1:5000", help="the MLflow UI address the run links use")

@@ -140,4 +140,12 @@ def main(func: Callable[..., None], argv: list[str], usage: str) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"labflow: error: {msg}", file=sys.stderr)
         return 1
+    except Exception as err:
+        from labflow.tracking.store import lost_server_message
+
+        msg = lost_server_message(err, " ".join([func.__name__, *argv]))
+        if msg is None:
+            raise
+        print(f"labflow: error: {msg}", file=sys.stderr)
+        return 1
     return 0

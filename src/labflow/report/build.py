@@ -49,7 +49,9 @@ def _add_links(root: Path, pages: list[LabPage], params, ui: str) -> str:
     from labflow.tracking.store import tracking_uri
 
     uri = tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+    from labflow.tracking.store import sqlite_path
+
+    if sqlite_path(uri) is not None and not sqlite_path(uri).exists():
         return f"No MLflow store at {uri}: run the pipeline first; the pages have no run links."
     import mlflow
 

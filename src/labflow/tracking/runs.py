@@ -17,7 +17,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from labflow.tracking.store import artifact_root, check_tracking, experiment_name, tracking_uri
+from labflow.tracking.store import (
+    artifact_root,
+    check_tracking,
+    experiment_name,
+    is_server,
+    set_http_retry_defaults,
+    sqlite_path,
+    tracking_uri,
+)
 
 
 def _mlflow():
@@ -48,7 +56,9 @@ def ensure_experiment(name: str) -> str:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.create_experiment(name, artifact_location=f"{artifact_root()}/{name}")
+        # A server stores artifacts where it was told to (--artifacts-destination); locally, mlruns/.
+        location = None if is_server(tracking_uri()) else f"{artifact_root()}/{name}"
+        return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # another stage (a parallel queued experiment) created it first
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -60,9 +70,11 @@ def connect(timeout_s: float = 5.0) -> str:
     """Point MLflow at our store after checking it answers; returns the URI."""
     uri = tracking_uri()
     check_tracking(uri, timeout_s)
+    if is_server(uri):
+        set_http_retry_defaults()
     _mlflow().set_tracking_uri(uri)
-    if uri.startswith("sqlite:///"):
-        _create_sqlite_store_once(Path(uri[len("sqlite:///"):]), uri)
+    if sqlite_path(uri) is not None:
+        _create_sqlite_store_once(sqlite_path(uri), uri)
     return uri
 
 
@@ -80,6 +92,19 @@ def _create_sqlite_store_once(db: Path, uri: str) -> None:
     with open(db.parent / f".{db.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _mlflow().MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        use_wal(db)
+
+
+def use_wal(db: Path) -> None:
+    """Write-ahead logging: readers (the UI, a comparison) never block a writer, and writers
+    queue on the busy timeout instead of failing. Persistent: set once when the store is made."""
+    import sqlite3
+
+    con = sqlite3.connect(db, timeout=60)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
 
 
 class Run:

@@ -1,0 +1,1 @@
+"""Team mode: a shared tracking server (MLflow on PostgreSQL)."""

@@ -1,0 +1,135 @@
+"""``labflow server``: MLflow's tracking server for a team, on PostgreSQL, serving the artifacts.
+
+The pipeline's clients set ``MLFLOW_TRACKING_URI=http://host:port`` and need no access to the
+artifact folder (``--serve-artifacts``: uploads go through the server). Bound to loopback unless
+told otherwise; listening beyond loopback requires MLflow's basic-auth app, else it refuses:
+an open tracking server lets anyone on the network read and delete every run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from labflow.team.postgres import PostgresError, PrivatePostgres, free_port
+
+ADMIN_PASSWORD_ENV = "LABFLOW_SERVER_ADMIN_PASSWORD"
+
+
+class ServerError(RuntimeError):
+    """The server cannot start as asked; the message says what to change."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServerPlan:
+    command: list[str]
+    env: dict[str, str]
+    url: str
+    db_uri: str
+    artifacts: Path
+
+
+def local_postgres(data: Path) -> PrivatePostgres:
+    """The private cluster under ``data/postgres`` on the port it got the first time."""
+    folder = data / "postgres"
+    port_file = data / "postgres.port"
+    port = int(port_file.read_text()) if port_file.exists() else free_port()
+    data.mkdir(parents=True, exist_ok=True)
+    port_file.write_text(str(port))
+    return PrivatePostgres(folder, port)
+
+
+def write_auth_config(data: Path, admin_password: str) -> Path:
+    """MLflow's basic-auth settings: its own user database beside the artifacts, our admin password."""
+    if len(admin_password) < 12:
+        raise ServerError(f"{ADMIN_PASSWORD_ENV} must be at least 12 characters")
+    config = data / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{(data / 'basic_auth.db').resolve()}\n"
+        "admin_username = admin\n"
+        f"admin_password = {admin_password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    os.chmod(config, 0o600)
+    return config
+
+
+def plan(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
+         allowed_hosts: str | None = None) -> ServerPlan:
+    """Check the request and build the ``mlflow server`` command (nothing starts here)."""
+    if not is_loopback(host) and not auth:
+        raise ServerError(
+            f"refusing to listen on {host} without authentication: anyone who can reach it could read and "
+            f"delete every run. Add --auth (MLflow's basic-auth app; set {ADMIN_PASSWORD_ENV}) or bind to 127.0.0.1."
+        )
+    data = data.resolve()
+    artifacts = data / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    command = [sys.executable, "-m", "mlflow", "server",
+               "--backend-store-uri", db_uri or "",
+               "--serve-artifacts", "--artifacts-destination", str(artifacts),
+               "--host", host, "--port", str(port), "--workers", "2"]
+    if not is_loopback(host):
+        command += ["--allowed-hosts", allowed_hosts or f"{host},{host}:{port},localhost,localhost:{port}"]
+    if auth:
+        password = os.environ.get(ADMIN_PASSWORD_ENV, "")
+        if not password:
+            raise ServerError(f"--auth needs the admin password in {ADMIN_PASSWORD_ENV} (12+ characters)")
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(data, password))
+        # MLflow's CSRF protection needs a secret that survives restarts (sessions stay valid)
+        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", _persistent_secret(data / "secret_key"))
+        command += ["--app-name", "basic-auth"]
+    shown = "localhost" if is_loopback(host) else host
+    return ServerPlan(command, env, f"http://{shown}:{port}", db_uri or "", artifacts)
+
+
+def start(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
+          allowed_hosts: str | None = None) -> None:
+    """Start (or reuse) the private PostgreSQL when no --db is given, then become the MLflow server."""
+    if db_uri is None:
+        pg = local_postgres(data)
+        try:
+            pg.init()
+            pg.start()
+        except PostgresError as err:
+            raise ServerError(str(err)) from None
+        db_uri = pg.uri
+    if not db_uri.startswith("postgresql"):
+        raise ServerError(f"--db {db_uri}: the team server's store is PostgreSQL (postgresql://user:pass@host/db)")
+    p = plan(data=data, db_uri=db_uri, host=host, port=port, auth=auth, allowed_hosts=allowed_hosts)
+    print(f"MLflow team server on {p.url} (store: {_hide_password(db_uri)}; artifacts served from {p.artifacts})")
+    print(f"clients: export MLFLOW_TRACKING_URI={p.url}" + (
+        "  MLFLOW_TRACKING_USERNAME=...  MLFLOW_TRACKING_PASSWORD=..." if auth else ""), flush=True)
+    os.execvpe(p.command[0], p.command, p.env)
+
+
+def _persistent_secret(path: Path) -> str:
+    if not path.exists():
+        import secrets
+
+        path.write_text(secrets.token_hex(32))
+        os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def _hide_password(uri: str) -> str:
+    if "@" in uri and ":" in uri.split("@", 1)[0].split("//", 1)[-1]:
+        scheme, rest = uri.split("//", 1)
+        creds, host = rest.split("@", 1)
+        return f"{scheme}//{creds.split(':', 1)[0]}:***@{host}"
+    return uri
