@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from labflow.config import PROFILES, ConfigError, apply_profile, load_params, parse_params
-from labflow.labs import LABS, READS_FROM
+from labflow.labs import DATA_FROM, LABS, READS_FROM, SHARED_MODEL
 from labflow.labs import stages as lab_stages
 
 from conftest import REPO
@@ -86,9 +86,21 @@ def test_dvc_yaml_matches_params_and_registry(raw_params):
     plot_files = {f for plot in dvc["plots"] if isinstance(plot, dict) for spec in plot.values() for f in spec["y"]}
     for lab in LABS:
         own = lab_stages(lab)
-        for stage in ("preprocess", "train", "evaluate"):
+        for stage in ("preprocess", "train", "decode", "evaluate"):
             assert (f"{lab}_{stage}" in stages) == (stage in own), (lab, stage)
-        if "train" in own:
+        if lab in DATA_FROM:  # it reads another lab's processed data, and says so to DVC
+            source = DATA_FROM[lab]
+            assert all(f"data/processed/{source}" in stages[f"{lab}_{s}"]["deps"] for s in own), lab
+        if lab in SHARED_MODEL:
+            # one model per training seed, decoded by each variant (a matrix over variants and seeds)
+            model, train, decode = SHARED_MODEL[lab], stages[f"{lab}_train"], stages[f"{lab}_decode"]
+            assert train["matrix"] == {"seed": "${seeds}"}, lab
+            assert decode["matrix"] == {"variant": "${%s.variants}" % lab, "seed": "${seeds}"}, lab
+            assert "seeds" not in train["params"] and "seeds" in stages[f"{lab}_evaluate"]["params"], lab
+            assert f"models/{lab}/{model}/seed${{item.seed}}/model.pt" in decode["deps"], lab
+            assert not any("models/" in (next(iter(o)) if isinstance(o, dict) else o) for o in decode["outs"]), lab
+            assert any(f"results/{lab}/variants/{model}/seed${{seed}}/" in f for f in plot_files), lab
+        elif "train" in own:
             train = stages[f"{lab}_train"]
             # one stage per variant and training seed; adding a seed must not rerun the others
             assert train["matrix"] == {"variant": "${%s.variants}" % lab, "seed": "${seeds}"}, lab

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labflow.labs import LABS, READS_FROM
+from labflow.labs import LABS, READS_FROM, SHARED_MODEL
 
 from conftest import copy_repo
 
@@ -59,6 +59,9 @@ def metrics(repo: Path, lab: str, variant: str) -> dict:
 def test_every_lab_writes_metrics_plots_and_figures(repo):
     p = params(repo)
     for lab in LABS:
+        if lab in SHARED_MODEL:  # one trained model, decoded by each variant (lab 25)
+            _check_shared_model_lab(repo, lab, p)
+            continue
         for variant in p[lab]["variants"] if lab not in READS_FROM else ():  # a lab that trains nothing has no variant folders
             folder = repo / "results" / lab / "variants" / variant / "seed42"
             m = metrics(repo, lab, variant)
@@ -76,6 +79,27 @@ def test_every_lab_writes_metrics_plots_and_figures(repo):
     assert (repo / "dvc.lock").exists()
 
 
+def _check_shared_model_lab(repo: Path, lab: str, p: dict) -> None:
+    """The model trained once (per-epoch history, figures, model file); each variant decoded it
+    (metrics, translations) without writing a model of its own; the comparison names every variant."""
+    trained = repo / "results" / lab / "variants" / SHARED_MODEL[lab] / "seed42"
+    m = json.loads((trained / "metrics.json").read_text())
+    assert m["epochs_run"] == p[lab]["profiles"]["smoke"]["train"]["epochs"]
+    assert (trained / "history.csv").read_text().count("\n") == m["epochs_run"] + 1
+    assert list((trained / "figures").glob("*.png"))
+    assert (repo / "models" / lab / SHARED_MODEL[lab] / "seed42" / "model.pt").stat().st_size > 0
+    for variant in p[lab]["variants"]:
+        decoded = json.loads((repo / "results" / lab / "variants" / variant / "seed42" / "metrics.json").read_text())
+        assert 0 <= decoded["test_bleu"] <= 100 and not TIMING_KEYS & set(decoded)
+        assert (repo / "results" / lab / "variants" / variant / "seed42" / "translations.csv").exists()
+        assert not (repo / "models" / lab / variant).exists()
+    compare = repo / "results" / lab / "compare"
+    assert set(json.loads((compare / "metrics.json").read_text())) >= set(p[lab]["variants"])
+    assert len(list((compare / "figures").glob("*.png"))) >= 2
+    assert (compare / "comparison.md").read_text().startswith("| variant")
+    assert "One training seed (42)" in (compare / "seeds.md").read_text()
+
+
 def test_mlflow_has_a_parent_run_per_lab_with_every_variant_as_child(repo):
     import mlflow
 
@@ -90,14 +114,17 @@ def test_mlflow_has_a_parent_run_per_lab_with_every_variant_as_child(repo):
         parent = parents[0]
         children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
         # A lab that trains nothing (READS_FROM) logs its comparison alone.
-        trained = [] if lab in READS_FROM else p[lab]["variants"]
+        trained = [] if lab in READS_FROM else list(p[lab]["variants"])
+        if lab in SHARED_MODEL:  # its training run is a child too; the variants' runs only decode
+            trained.append(SHARED_MODEL[lab])
         assert sorted(r.data.tags["labflow.variant"] for r in children) == sorted(trained)
         for run in [parent, *children]:
             assert run.info.status == "FINISHED"
             assert run.data.tags["labflow.profile"] == "smoke"
             assert len(run.data.tags["git.commit"]) == 40
         for child in children:
-            assert client.get_metric_history(child.info.run_id, "train_loss")
+            decoded = lab in SHARED_MODEL and child.data.tags["labflow.variant"] != SHARED_MODEL[lab]
+            assert client.get_metric_history(child.info.run_id, "test_bleu" if decoded else "train_loss")
             artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
             assert "figures" in artifacts
         assert "figures" in {a.path for a in client.list_artifacts(parent.info.run_id)}

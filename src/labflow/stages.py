@@ -91,14 +91,34 @@ def preprocess(lab_id: str) -> None:
 def train(lab_id: str, variant: str, seed: str | None = None) -> None:
     params = _params()
     module, ctx = _context(lab_id, params)
-    ctx.variant_cfg(variant)  # unknown variant: fail before anything else
+    from labflow.labs import SHARED_MODEL
+
+    if variant != SHARED_MODEL.get(lab_id):  # a lab's shared model is no variant (labs.SHARED_MODEL)
+        ctx.variant_cfg(variant)  # unknown variant: fail before anything else
+    _set_train_seed(ctx, params, seed)
+    result = module.train(ctx, variant)
+    shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
+    print(f"[labflow] {lab_id}/{variant}/seed{ctx.seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+
+
+def _set_train_seed(ctx, params: Params, seed: str | None) -> None:
     if seed is not None:
         if not seed.lstrip("-").isdigit() or int(seed) not in params.seeds:
             raise ConfigError(f"training seed {seed!r} is not one of params.yaml's seeds {params.seeds}; "
                               "add it there (dvc.yaml makes one train stage per seed)")
         ctx.train_seed = int(seed)
-    result = module.train(ctx, variant)
-    shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
+
+
+def decode(lab_id: str, variant: str, seed: str | None = None) -> None:
+    """Run one variant on a lab's trained shared model (labs.SHARED_MODEL) without training it."""
+    params = _params()
+    module, ctx = _context(lab_id, params)
+    if not hasattr(module, "decode"):
+        raise ConfigError(f"{lab_id} has no decode stage (only labs that decode one trained model do)")
+    ctx.variant_cfg(variant)
+    _set_train_seed(ctx, params, seed)
+    metrics = module.decode(ctx, variant)
+    shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
     print(f"[labflow] {lab_id}/{variant}/seed{ctx.seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
 
@@ -115,6 +135,7 @@ STAGES: dict[str, tuple[Callable[..., None], str]] = {
     "download": (download, "python stages/download.py DATASET"),
     "preprocess": (preprocess, "python stages/preprocess.py LAB"),
     "train": (train, "python stages/train.py LAB VARIANT [SEED]"),
+    "decode": (decode, "python stages/decode.py LAB VARIANT [SEED]"),
     "evaluate": (evaluate, "python stages/evaluate.py LAB"),
 }
 

@@ -30,6 +30,7 @@ LABS: dict[str, str] = {
     "lab22": "labflow.labs.lab22_vae",
     "lab23": "labflow.labs.lab23_denoising",
     "lab24": "labflow.labs.lab24_attention",
+    "lab25": "labflow.labs.lab25_transformer_translation",
 }
 
 # Labs that train nothing of their own: they look at the trained models of the lab named here,
@@ -37,15 +38,29 @@ LABS: dict[str, str] = {
 # stage, no variant child runs): their variants name the other lab's variants they look at.
 READS_FROM: dict[str, str] = {"lab11": "lab10"}
 
+# Labs whose variants are ways of *using* one trained model (lab 25: greedy vs beam-search
+# decoding of one transformer). ``<lab>_train`` trains the model named here once per training
+# seed (a DVC matrix over seeds only; its folders are ``models/<lab>/<model>/seed<N>`` and
+# ``results/<lab>/variants/<model>/seed<N>``), ``<lab>_decode`` runs each variant on that seed's
+# model without training it (a matrix over variants and seeds), ``<lab>_evaluate`` compares them.
+SHARED_MODEL: dict[str, str] = {"lab25": "transformer"}
+
+# Labs that use another lab's processed data (the same pairs, tokenisers and split) instead of
+# preprocessing their own: no ``<lab>_preprocess`` stage; ``LabContext.processed_dir`` is that lab's.
+DATA_FROM: dict[str, str] = {"lab25": "lab16"}
+
 
 def stages(lab_id: str) -> tuple[str, ...]:
     """The dvc.yaml stages of a lab: ``<lab>_<stage>`` for each name returned."""
-    return ("evaluate",) if lab_id in READS_FROM else ("preprocess", "train", "evaluate")
+    if lab_id in READS_FROM:
+        return ("evaluate",)
+    own = ("train", "decode", "evaluate") if lab_id in SHARED_MODEL else ("train", "evaluate")
+    return own if lab_id in DATA_FROM else ("preprocess", *own)
 
 
 def data_lab(lab_id: str) -> str:
     """The lab whose processed data (and data set) ``lab_id`` uses: its own, or the one it reads from."""
-    return READS_FROM.get(lab_id, lab_id)
+    return READS_FROM.get(lab_id) or DATA_FROM.get(lab_id, lab_id)
 
 
 def lab_module(lab_id: str) -> ModuleType:

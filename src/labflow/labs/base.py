@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -63,7 +63,9 @@ class LabContext:
     # -- places
     @property
     def processed_dir(self) -> Path:
-        return paths.processed_dir(self.lab_id)
+        from labflow.labs import DATA_FROM
+
+        return paths.processed_dir(DATA_FROM.get(self.lab_id, self.lab_id))
 
     def model_dir(self, variant: str, seed: int | None = None) -> Path:
         return paths.model_dir(self.lab_id, variant, self.seed if seed is None else seed)
@@ -79,8 +81,10 @@ class LabContext:
     # -- identities, for tags and checkpoint fingerprints
     def params_hash(self, variant: str | None = None) -> str:
         section = section_dict(self.params, self.lab_id)
-        if variant is not None:
+        if variant is not None and variant in section["variants"]:
             section = {k: v for k, v in section.items() if k != "variants"} | {"variant": section["variants"][variant]}
+        elif variant is not None:  # a lab's shared model (labs.SHARED_MODEL): what every variant uses
+            section = {k: v for k, v in section.items() if k != "variants"}
         return stable_hash({"profile": self.params.profile, "seed": self.params.seed, "train_seed": self.seed,
                             "section": section})
 
@@ -151,6 +155,12 @@ def _run(ctx: LabContext, *, run_name: str, tags: dict, resume_run_id=None, stal
         stale_run_id=stale_run_id,
     ) as run:
         yield run
+
+
+def tracked_run(ctx: LabContext, *, run_name: str, tags: dict, stale_run_id: str | None = None):
+    """An MLflow run of the lab's experiment (a stand-in when tracking is off), for a stage that is
+    neither a training nor a comparison (lab 25's decode stages)."""
+    return _run(ctx, run_name=run_name, tags=tags, stale_run_id=stale_run_id)
 
 
 # --------------------------------------------------------------------------- one variant
@@ -326,13 +336,17 @@ def publish_comparison(
     table: list[dict[str, Any]],
     figures: Figures,
     summary: Mapping[str, Any] | None = None,
+    extra_children: Sequence[str] = (),
 ) -> None:
-    """Write the lab's comparison (DVC metrics, table, figures) and its MLflow parent run."""
+    """Write the lab's comparison (DVC metrics, table, figures) and its MLflow parent run.
+
+    ``extra_children``: run ids nested under the parent besides the variants' (a shared model's
+    training runs, labs.SHARED_MODEL)."""
     with timing.not_work():
-        _publish(ctx, results, table=table, figures=figures, summary=summary)
+        _publish(ctx, results, table=table, figures=figures, summary=summary, extra_children=extra_children)
 
 
-def _publish(ctx, results, *, table, figures, summary) -> None:
+def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> None:
     from labflow.labs import lab_module, seed_bands
     from labflow.plots import figures as figs
 
@@ -376,6 +390,7 @@ def _publish(ctx, results, *, table, figures, summary) -> None:
         run.log_artifact(out / "comparison.csv")
         children = [seed_run["run_id"] for r in results.values()
                     for seed_run in (r.get("seeds") or {0: r}).values() if seed_run.get("run_id")]
+        children += [c for c in extra_children if c]
         if run.run_id and children:
             from labflow.tracking.runs import nest_under
 
