@@ -97,6 +97,20 @@ def test_beam_search_is_the_same_sentence_by_sentence_as_batched():
         assert score.item() == pytest.approx(scores[i].item(), abs=1e-4)
 
 
+def test_lab16s_lstm_decoded_by_our_greedy_matches_its_own_greedy():
+    from labflow.labs.seq2seq import Seq2Seq
+
+    torch.manual_seed(0)
+    model = Seq2Seq(V_SRC, V_TGT, emb=16, hidden=16, dropout=0.0, attention=True).eval()
+    src = random_batch(7)
+    src_len = (src != PAD).sum(1)
+    own, _ = model.greedy(src, src_len, 10)
+    ours = greedy(lab.seq2seq_scorer(model, src, src_len), len(src), 10)
+    assert torch.equal(own[:, : ours.size(1)], ours) and own[:, ours.size(1):].eq(PAD).all()
+    out_beam, _ = beam_search(lab.seq2seq_scorer(model, src, src_len, 1), len(src), 1, 10)
+    assert torch.equal(out_beam, ours)
+
+
 A, B, C, D = 4, 5, 6, 7  # toy target tokens
 
 
@@ -220,6 +234,7 @@ def test_stages_train_once_decode_without_training_and_compare(lab16_repo, monke
     lab.evaluate(ctx)
     table = (ctx.results_dir() / "comparison.md").read_text()
     assert "lab16 attention (greedy)" in table and "| 7.5 |" in table and "nearest training" in table
+    assert "lab16 attention (beam" not in table  # lab 16's model is not there to decode
     out = json.loads((ctx.results_dir() / "metrics.json").read_text())
     assert out["summary"]["lab16_best_bleu"] == 7.5 and "beam_minus_greedy_bleu" in out["summary"]
     assert out["greedy"]["test_bleu"] == pytest.approx(json.loads(
