@@ -21,6 +21,17 @@ def raw_params() -> dict:
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test, as the labs' stages run tiny networks (threads stall on a busy CPU)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def server():
     """A loopback HTTP server (tests/loopback.py) serving from a thread for one test."""
     import threading
