@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast setup system-data ui report bench plots
+.PHONY: run test test-fast setup system-data ui server report bench plots
 
 run: setup ## install, then run the whole pipeline (quick profile)
 	$(BIN)/dvc repro
@@ -51,6 +51,9 @@ test-fast: setup ## unit tests only
 
 ui: setup ## MLflow UI on the pipeline's store, http://127.0.0.1:5000
 	$(BIN)/labflow ui
+
+server: setup ## team tracking server: MLflow on PostgreSQL (private cluster under server/), http://127.0.0.1:5000
+	$(BIN)/labflow server
 
 report: setup ## offline HTML report of every lab: report/index.html (opens from disk, no network)
 	$(BIN)/labflow report

@@ -1,6 +1,6 @@
 """Shared fixtures. Every test that logs gets its own MLflow store, and MLflow's
 global state (active runs, tracking URI, MLFLOW_* variables) is reset afterwards,
-as kedro-mlflow's tests do."""
+as kedro-mlflow's tests do. Download tests get a loopback HTTP server (``server``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,32 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def raw_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, as the labs' stages run tiny networks (threads stall on a busy CPU)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def server():
+    """A loopback HTTP server (tests/loopback.py) serving from a thread for one test."""
+    import threading
+
+    from loopback import Server
+
+    srv = Server()
+    thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
 
 
 @pytest.fixture

@@ -15,9 +15,7 @@ import pickle
 import socket
 import struct
 import tarfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -41,62 +39,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# --------------------------------------------------------------------------- loopback server
-
-
-class Server:
-    """Routes: path -> (behaviour, body, n). Behaviours: ok, wrong, truncate (n times, then ok),
-    status (answer HTTP n[0] n[1] times, then ok), slow (sleep n seconds, then ok)."""
-
-    def __init__(self):
-        self.routes: dict[str, tuple] = {}
-        self.hits: dict[str, int] = {}
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                hit = server.hits[self.path] = server.hits.get(self.path, 0) + 1
-                if self.path not in server.routes:
-                    self.send_error(404, "Not Found")
-                    return
-                kind, body, n = server.routes[self.path]
-                if kind == "status" and hit <= n[1]:
-                    self.send_error(n[0])
-                    return
-                if kind == "slow":
-                    time.sleep(n)
-                if kind == "wrong":
-                    body = b"X" * len(body)
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if kind == "truncate" and hit <= n:
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def serve(self, path: str, body: bytes, kind: str = "ok", n=0) -> str:
-        self.routes[path] = (kind, body, n)
-        return self.url + path
-
-
-@pytest.fixture
-def server():
-    srv = Server()
-    thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+# --------------------------------------------------------------------------- loopback server (tests/loopback.py, conftest.server)
 
 
 @pytest.fixture

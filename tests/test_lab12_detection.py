@@ -10,29 +10,15 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from labflow.config import parse_params
-from labflow.data.datasets import _save_images
 from labflow.data.manifest import write_manifest
 from labflow.labs import base
 from labflow.labs import lab12_detection as lab
-from labflow.labs.canvases import CanvasSpec, box_iou, make_canvases
+from labflow.labs.canvases import CanvasSpec, box_iou, make_canvases, source_pools
 from labflow.labs.detectors import WeightsUnavailable, build_detector, recalibrate_batchnorm
 from labflow.tracking import dvc_files
 
-from conftest import REPO
-
-
-def sources(n=60, seed=0):
-    """Fake 28 px 'objects': a bright filled rectangle of random extent on black, 10 classes."""
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 28, 28), np.uint8)
-    for i in range(n):
-        top, left = rng.integers(2, 8, 2)
-        bottom, right = rng.integers(18, 26, 2)
-        x[i, top:bottom, left:right] = rng.integers(150, 256)
-    return x, np.arange(n) % 10
+from canvas_fixture import fake_repo, params, sources  # noqa: F401  (fake_repo: a fixture)
 
 
 # --------------------------------------------------------------------------- canvases
@@ -91,28 +77,6 @@ def _background_mask(c, i):
 # --------------------------------------------------------------------------- preprocess on a fake raw set
 
 
-def params(profile="smoke", edit=None):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["profile"] = profile
-    raw["tracking"]["enabled"] = False
-    if edit:
-        edit(raw)
-    return parse_params(raw)
-
-
-@pytest.fixture
-def fake_repo(tmp_path, monkeypatch):
-    """A repository root with a tiny fake Fashion-MNIST raw folder (distinct pixels per source image)."""
-    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
-    folder = tmp_path / "data" / "raw" / "fashion_mnist"
-    folder.mkdir(parents=True)
-    x, y = sources(400, seed=1)
-    xt, yt = sources(100, seed=2)
-    extra = _save_images(folder, x, y, xt, yt, [f"c{i}" for i in range(10)])
-    write_manifest(folder, extra | {"dataset": "fashion_mnist"})
-    return tmp_path
-
-
 def smoke_ctx(**edits) -> base.LabContext:
     def edit(raw):
         for key, value in edits.items():
@@ -136,7 +100,7 @@ def test_preprocess_splits_use_disjoint_source_images_and_are_reproducible(fake_
 
 
 def test_source_pools_are_disjoint_and_cover_the_training_part():
-    train, val = lab.source_pools(np.arange(1000) % 10, 0.15, seed=42)
+    train, val = source_pools(1000, 0.15, seed=42)
     assert len(val) == 150 and not set(train) & set(val) and len(train) + len(val) == 1000
 
 

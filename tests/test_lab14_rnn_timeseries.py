@@ -171,34 +171,20 @@ def test_parse_melbourne_csv(tmp_path):
         ts.parse_melbourne_csv(tmp_path / "cols.csv")
 
 
-@pytest.fixture
-def loopback():
-    import threading
-
-    from test_data import Server
-
-    srv = Server()
-    thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
-
-
-def test_full_profile_downloads_the_daily_minimum_with_its_checksum(loopback, tmp_path, monkeypatch):
+def test_full_profile_downloads_the_daily_minimum_with_its_checksum(server, tmp_path, monkeypatch):
     body = melbourne_csv()
-    loopback.serve(f"/Datasets/master/{ts.MELBOURNE_MIN_FILE}", body)
+    server.serve(f"/Datasets/master/{ts.MELBOURNE_MIN_FILE}", body)
     spec = ds.DATASETS["melbourne_temp"]
     fixture = (ds.RemoteFile(ts.MELBOURNE_MIN_FILE, hashlib.sha256(body).hexdigest()),)
     monkeypatch.setitem(ds.DATASETS, "melbourne_temp", dataclasses.replace(spec, online_files=fixture))
-    online = OnlineSource(base_url=loopback.url + "/Datasets/master/", retries=1, timeout_s=2.0)
+    online = OnlineSource(base_url=server.url + "/Datasets/master/", retries=1, timeout_s=2.0)
     m = fetch("melbourne_temp", "full", online, tmp_path / "raw", progress=False, cache=tmp_path / "cache")
     assert m["kind"] == "series" and m["units"] == {"temp": "°C"} and m["n_rows"] == 3650
     assert "minimum" in m["description"] and m["source"].startswith("online: http://127.0.0.1")
     df, _ = ts.load_series(tmp_path / "raw")
     assert np.array_equal(df["temp"].to_numpy(), TOY_TEMPS) and df["date"].iloc[-1] == pd.Timestamp("1990-12-31")
     # A different file at the URL: the checksum stops it and the data already there stays.
-    loopback.serve(f"/Datasets/master/{ts.MELBOURNE_MIN_FILE}", melbourne_csv(np.zeros(3650)))
+    server.serve(f"/Datasets/master/{ts.MELBOURNE_MIN_FILE}", melbourne_csv(np.zeros(3650)))
     with pytest.raises(ChecksumError, match="data.melbourne_temp.online.base_url"):
         fetch("melbourne_temp", "full", online, tmp_path / "raw", progress=False, cache=tmp_path / "other")
     assert ts.load_series(tmp_path / "raw")[1] == m

@@ -21,7 +21,7 @@ from labflow.labs import lab15_rnn_sentiment as lab
 from labflow.labs import reviews
 from labflow.models import count_parameters
 
-from test_data import server, sha  # noqa: F401  (the loopback HTTP server fixture)
+from test_data import sha
 
 
 @pytest.fixture
@@ -347,7 +347,7 @@ def test_parse_imdb_archive_pools_labelled_reviews_grouped_by_movie(tmp_path):
         data_reviews.parse_imdb_archive(tmp_path / "bad.tar.gz")
 
 
-def test_fetch_imdb_through_the_checked_download(server, tmp_path):  # noqa: F811
+def test_fetch_imdb_through_the_checked_download(server, tmp_path):
     server.serve("/sentiment/aclImdb_v1.tar.gz", IMDB_FIXTURE)
     online = PinnedOnlineSource(base_url=server.url + "/sentiment/", retries=0, timeout_s=2.0, sha256=sha(IMDB_FIXTURE))
     m = ds.fetch("imdb", "full", online, tmp_path / "imdb", progress=False, cache=tmp_path / "cache")

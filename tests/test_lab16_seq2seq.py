@@ -8,7 +8,6 @@ import io
 import json
 import math
 import shutil
-import threading
 import zipfile
 from collections import Counter
 
@@ -211,18 +210,6 @@ def tatoeba_zip(lines: str) -> bytes:
         z.writestr("fra.txt", lines)
         z.writestr("_about.txt", "manythings")
     return buf.getvalue()
-
-
-@pytest.fixture
-def server():
-    from test_data import Server
-
-    srv = Server()
-    thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
 
 
 def test_full_profile_downloads_english_french_pairs(server, tmp_path):

@@ -13,30 +13,18 @@ import sys
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from labflow.config import ConfigError, SegmentationSource, parse_params
-from labflow.data.datasets import _save_images
+from labflow.config import ConfigError, SegmentationSource
 from labflow.data.download import DataError
-from labflow.data.manifest import verify_manifest, write_manifest
+from labflow.data.manifest import verify_manifest
 from labflow.data.segmentation import fetch_segmentation, load_segmentation, pet_foreground
 from labflow.labs import base
 from labflow.labs import lab19_segmentation as lab
 from labflow.labs.canvases import CanvasSpec, make_canvases
 from labflow.tracking import dvc_files
 
+from canvas_fixture import fake_repo, params, sources  # noqa: F401  (fake_repo: a fixture)
 from conftest import REPO
-
-
-def sources(n=60, seed=0):
-    """Fake 28 px 'objects': a bright filled rectangle of random extent on black, 10 classes."""
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 28, 28), np.uint8)
-    for i in range(n):
-        top, left = rng.integers(2, 8, 2)
-        bottom, right = rng.integers(18, 26, 2)
-        x[i, top:bottom, left:right] = rng.integers(150, 256)
-    return x, np.arange(n) % 10
 
 
 BLANK = CanvasSpec(size=64, max_objects=3, min_object_px=16, max_object_px=32, fragments=(0, 0), noise_std=0.0,
@@ -82,28 +70,6 @@ def test_the_clutter_is_not_in_the_masks():
 
 
 # --------------------------------------------------------------------------- preprocess on a fake raw set
-
-
-def params(profile="smoke", edit=None):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["profile"] = profile
-    raw["tracking"]["enabled"] = False
-    if edit:
-        edit(raw)
-    return parse_params(raw)
-
-
-@pytest.fixture
-def fake_repo(tmp_path, monkeypatch):
-    """A repository root with a tiny fake Fashion-MNIST raw folder."""
-    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
-    folder = tmp_path / "data" / "raw" / "fashion_mnist"
-    folder.mkdir(parents=True)
-    x, y = sources(400, seed=1)
-    xt, yt = sources(100, seed=2)
-    extra = _save_images(folder, x, y, xt, yt, [f"c{i}" for i in range(10)])
-    write_manifest(folder, extra | {"dataset": "fashion_mnist"})
-    return tmp_path
 
 
 def smoke_ctx(profile="smoke", edit=None) -> base.LabContext:

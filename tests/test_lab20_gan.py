@@ -21,13 +21,8 @@ from labflow.train import Checkpoint, TensorBatches, fit
 from labflow.train.callbacks import Callback
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one thread, as the labs' stages run them (threads stall on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks: one thread, as the labs' stages run them (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def judge(seed=0):

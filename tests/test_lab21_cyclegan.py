@@ -23,13 +23,8 @@ from labflow.train.callbacks import Callback
 INFO = {"channels": 1, "ngf": 4, "blocks": 1, "ndf": 4, "d_layers": 2, "image_size": 28}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one thread, as the labs' stages run them (threads stall on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks: one thread, as the labs' stages run them (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("channels,side,d_layers,patches", [(1, 28, 2, 5), (3, 32, 2, 6), (3, 64, 3, 6)])

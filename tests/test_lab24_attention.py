@@ -232,16 +232,7 @@ def test_recall_metrics_count_queries_and_whole_examples():
     assert "t_attn_mass" not in m
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matrices: one thread is ~30x faster than two when the other core is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_attention_learns_the_lookup_quickly(one_thread):
+def test_attention_learns_the_lookup_quickly(one_thread):  # tiny matrices: one thread is ~30x faster on a busy CPU
     """90 updates on a small task: attention finds the right slot (a broken mask or scale would
     not), far above the 1 / pairs of uniform attention."""
     torch.manual_seed(0)

@@ -353,6 +353,24 @@ def test_a_teammate_pulls_the_trained_models_from_a_dvc_remote_instead_of_traini
     assert not set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}, proc.stdout[-2000:]
 
 
+def test_a_lab16_training_knob_shows_its_bleu_change_in_metrics_diff(repo):
+    """Issue 8: `dvc exp run -S lab16.<a training knob>=...` retrains both variants (the knob is
+    shared) and `dvc metrics diff` shows how held-out BLEU moved, in lab 16's one metrics file."""
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "lab16 baseline", check=False)
+    proc = sh(repo, "dvc", "exp", "run", "-n", "lab16-lr", "-S", "lab16.train.lr=0.01")
+    ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout))
+    assert {"lab16_train@attention-42", "lab16_train@no_attention-42", "lab16_evaluate"} <= ran, ran
+    assert not {s for s in ran if s.startswith(("lab15", "lab17"))}, ran  # nothing else retrained
+    diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout)
+    changed = diff["results/lab16/compare/metrics.json"]
+    print({k: v for k, v in changed.items() if "bleu" in k})
+    for variant in ("attention", "no_attention"):
+        assert f"{variant}.test_bleu" in changed, sorted(changed)
+        assert changed[f"{variant}.test_bleu"]["new"] != changed[f"{variant}.test_bleu"]["old"]
+    assert not [k for k in changed if k.endswith("_seconds")]  # timings are not metrics
+
+
 def test_three_seeds_on_lab04_give_mean_std_and_noise_verdicts(repo):
     """Last in this file: it leaves seeds=[42,43,44] in the workspace. Only lab 04's new seeds train."""
     import mlflow

@@ -42,6 +42,14 @@ class TrackingConfig(Strict):
     server_timeout_s: float = Field(5.0, gt=0)
 
 
+class DistributedConfig(Strict):
+    """Multi-process training (labflow.train.distributed): ``processes`` > 1 makes every train stage
+    relaunch itself under torchrun with that many ranks (DistributedDataParallel, same global batch)."""
+
+    processes: int = Field(1, ge=1, le=64)
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on CUDA, gloo on CPU
+
+
 class OnlineSource(Strict):
     """Where the full profile downloads a data set from (files and checksums live in code)."""
 
@@ -1158,6 +1166,7 @@ class Params(Strict):
     threads: int = Field(0, ge=0)  # 0 = leave torch's default
     deterministic: bool = True
     tracking: TrackingConfig = TrackingConfig()
+    distributed: DistributedConfig = DistributedConfig()
     data: DataConfig
     lab01: Lab01Config
     lab02: Lab02Config

@@ -7,6 +7,7 @@ clear line instead of a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -96,7 +97,29 @@ def train(lab_id: str, variant: str, seed: str | None = None) -> None:
     if variant != SHARED_MODEL.get(lab_id):  # a lab's shared model is no variant (labs.SHARED_MODEL)
         ctx.variant_cfg(variant)  # unknown variant: fail before anything else
     _set_train_seed(ctx, params, seed)
-    result = module.train(ctx, variant)
+    from labflow.train import distributed
+
+    processes = params.distributed.processes
+    try:
+        if distributed.under_torchrun():
+            distributed.check_lab_supports(lab_id, module, int(os.environ["WORLD_SIZE"]))
+            distributed.init_from_env(params.distributed.backend, params.device)
+        elif processes > 1:
+            distributed.check_lab_supports(lab_id, module, processes)
+            argv = [lab_id, variant] + ([seed] if seed is not None else [])
+            code = distributed.relaunch(str(paths.repo_root() / "stages" / "train.py"), argv, processes)
+            if code:
+                raise ConfigError(f"distributed training of {lab_id}/{variant} failed (torchrun exit status {code}); "
+                                  "the ranks' errors are above")
+            return
+        result = module.train(ctx, variant)
+        main = distributed.is_main()
+    except distributed.DistributedError as err:
+        raise ConfigError(str(err)) from None
+    finally:
+        distributed.shutdown()
+    if not main:  # rank 0 reports
+        return
     shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
     print(f"[labflow] {lab_id}/{variant}/seed{ctx.seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 

@@ -59,7 +59,7 @@ def not_work() -> Iterator[None]:
 def record(stage: str, argv: list[str], wall_seconds: float) -> None:
     """Append this stage's totals to ``$LABFLOW_TIMINGS`` (if set)."""
     target = os.environ.get("LABFLOW_TIMINGS")
-    if not target:
+    if not target or os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the stage
         return
     line = {"stage": stage, "argv": list(argv), "work_seconds": round(work_seconds(), 4),
             "function_seconds": round(wall_seconds, 4), "pid": os.getpid()}

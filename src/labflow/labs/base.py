@@ -23,7 +23,7 @@ from labflow import paths, timing
 from labflow.config import Params, section_dict
 from labflow.tracking import dvc_files
 from labflow.tracking.tags import run_tags, stable_hash
-from labflow.train import Checkpoint, FitResult, TensorBatches, fit, setup_torch
+from labflow.train import Checkpoint, FitResult, TensorBatches, distributed, fit, setup_torch
 
 Figures = Mapping[str, Any]  # file stem -> matplotlib Figure
 
@@ -140,7 +140,7 @@ class _NullRun:
 @contextlib.contextmanager
 def _run(ctx: LabContext, *, run_name: str, tags: dict, resume_run_id=None, stale_run_id=None) -> Iterator[Any]:
     tracking = ctx.params.tracking
-    if not tracking.enabled:
+    if not tracking.enabled or not distributed.is_main():  # under torchrun only rank 0 logs
         yield _NullRun()
         return
     from labflow.tracking import runs
@@ -196,7 +196,8 @@ def train_variant(
     """Train one variant with checkpoints and tracking; write its model, metrics and plots files.
 
     ``loss_fn`` or ``step_fn`` as in :func:`labflow.train.fit` (a GAN passes ``step_fn`` and an
-    ``Optimizers`` as ``optimizer``).
+    ``Optimizers`` as ``optimizer``). Under torchrun every rank trains; rank 0 alone opens the
+    MLflow run and writes checkpoints, the model and the DVC files.
 
     ``artifacts`` maps an artifact folder to a file written during training (e.g. the best
     checkpoint), logged to the run once training is done; ``registered_model_name``
@@ -244,6 +245,8 @@ def train_variant(
                 progress=ctx.progress,
                 desc=f"{ctx.lab_id}/{variant}" + (f"/seed{ctx.seed}" if ctx.seed != ctx.params.seed else ""),
             )
+            if not distributed.is_main():  # rank 0 writes the model, the metrics and the figures
+                return VariantResult(result, {}, None)
             final = final_metrics(model, result)
         metrics = {
             **final,

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+SPLITS = ("train", "val", "test")
+# Where each split's source images come from: the source's own train or test part.
+SOURCE_PARTS = {"train": "train", "val": "train", "test": "test"}
+
 
 @dataclass(frozen=True)
 class CanvasSpec:
@@ -54,13 +58,38 @@ class Canvases:
 
 
 def source_pools(n_train: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint sorted indices (train pool, val pool) into a source's ``n_train`` training images.
-
-    The same split as lab 12's ``source_pools`` for the same seed and fraction.
-    """
+    """Disjoint sorted indices (train pool, val pool) into a source's ``n_train`` training images."""
     order = np.random.default_rng(seed).permutation(n_train)
     n_val = max(1, int(round(len(order) * val_fraction)))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def canvas_splits(d, seed: int) -> tuple[dict[str, tuple[Canvases, np.ndarray]], tuple[str, ...]]:
+    """Labs 12 and 19's canvases per split from the raw ``d.dataset``, and the source's class names.
+
+    ``d`` is a lab's data section (``canvas``, ``val_source_fraction``, ``*_images``). Each
+    split maps to its canvases and, per object, the index of its source image in the source's
+    train part (train, val) or test part (test), -1 where there is no object. Training and
+    validation canvases draw from disjoint pools of the training part; split ``i`` of
+    ``SPLITS`` is generated from the seed ``[seed, i]``.
+    """
+    from labflow import paths
+    from labflow.data import load_images
+
+    data = load_images(paths.raw_dir(d.dataset))
+    train_pool, val_pool = source_pools(len(data.y_train), d.val_source_fraction, seed)
+    c = d.canvas
+    spec = CanvasSpec(size=c.size, min_objects=c.min_objects, max_objects=c.max_objects, min_object_px=c.min_object_px,
+                      max_object_px=c.max_object_px, max_iou=c.max_iou, fragments=tuple(c.fragments))
+    pools = {"train": (data.x_train, data.y_train, train_pool), "val": (data.x_train, data.y_train, val_pool),
+             "test": (data.x_test, data.y_test, np.arange(len(data.y_test)))}
+    counts = {"train": d.train_images, "val": d.val_images, "test": d.test_images}
+    out = {}
+    for i, split in enumerate(SPLITS):
+        x, y, pool = pools[split]
+        canv = make_canvases(x[pool], y[pool], counts[split], spec, seed=[seed, i])
+        out[split] = canv, np.where(canv.sources >= 0, pool[canv.sources], -1)
+    return out, tuple(data.classes)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

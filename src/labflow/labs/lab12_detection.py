@@ -76,37 +76,19 @@ def preprocess(ctx: base.LabContext) -> dict:
     return meta
 
 
-def source_pools(y_train: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint indices (train pool, val pool) into the source's training images."""
-    order = np.random.default_rng(seed).permutation(len(y_train))
-    n_val = max(1, int(round(len(order) * val_fraction)))
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
 def _canvas_tensors(d, seed: int) -> tuple[dict, dict]:
-    from labflow.data import load_images
-    from labflow.labs.canvases import CanvasSpec, make_canvases
+    from labflow.labs.canvases import SOURCE_PARTS, canvas_splits
 
-    data = load_images(paths.raw_dir(d.dataset))
-    train_pool, val_pool = source_pools(data.y_train, d.val_source_fraction, seed)
-    c = d.canvas
-    spec = CanvasSpec(size=c.size, min_objects=c.min_objects, max_objects=c.max_objects, min_object_px=c.min_object_px,
-                      max_object_px=c.max_object_px, max_iou=c.max_iou, fragments=tuple(c.fragments))
-    pools = {"train": (data.x_train, data.y_train, train_pool), "val": (data.x_train, data.y_train, val_pool),
-             "test": (data.x_test, data.y_test, np.arange(len(data.y_test)))}
-    counts = {"train": d.train_images, "val": d.val_images, "test": d.test_images}
+    splits, classes = canvas_splits(d, seed)
     tensors = {}
-    for i, split in enumerate(SPLITS):
-        x, y, pool = pools[split]
-        canv = make_canvases(x[pool], y[pool], counts[split], spec, seed=[seed, i])
+    for split, (canv, sources) in splits.items():
         tensors[f"images_{split}"] = torch.from_numpy(canv.images).unsqueeze(1)  # N, 1, S, S uint8
         tensors[f"boxes_{split}"] = torch.from_numpy(canv.boxes)
         tensors[f"labels_{split}"] = torch.from_numpy(canv.labels)
         tensors[f"difficult_{split}"] = torch.zeros_like(tensors[f"labels_{split}"], dtype=torch.bool)
-        # Which source image each object is (index into the source's train or test part), -1 = none.
-        tensors[f"sources_{split}"] = torch.from_numpy(np.where(canv.sources >= 0, pool[canv.sources], -1))
-    meta = {"dataset": d.dataset, "source": "canvas", "classes": list(data.classes), "image_size": c.size,
-            "source_parts": {"train": "train", "val": "train", "test": "test"}}
+        tensors[f"sources_{split}"] = torch.from_numpy(sources)  # -1 = no object
+    meta = {"dataset": d.dataset, "source": "canvas", "classes": list(classes), "image_size": d.canvas.size,
+            "source_parts": dict(SOURCE_PARTS)}
     return tensors, meta
 
 

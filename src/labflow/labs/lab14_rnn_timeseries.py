@@ -48,33 +48,21 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def evaluate(ctx: base.LabContext) -> None:
-    from labflow.labs.tensors import load_processed
     from labflow.plots import figures as figs
 
-    results = base.variant_results(ctx)
-    data, meta = load_processed(ctx.processed_dir)
-    table, summary = series.comparison_rows(ctx, results, data, meta)
-    idx = data["idx_test"].numpy()
-    when = series.times(data, idx)
-    actual = data["series"].numpy()[idx]
-    nets = series.saved_predictions(results)
-    persistence = series.baselines(data, meta)["persistence"]
-    zoom = slice(0, ZOOM_DAYS)
-    unit = meta["unit"]
-    panels = {
-        f"test period, {len(idx)} days": {"actual": (when, actual)} | {v: (when, p) for v, p in nets.items()},
-        f"its first {ZOOM_DAYS} days, with persistence (tomorrow = today)": {"actual": (when[zoom], actual[zoom])}
-        | {v: (when[zoom], p[zoom]) for v, p in nets.items()} | {"persistence": (when[zoom], persistence[zoom])},
-    }
-    title = meta["description"]
+    f = series.forecasts_on_test(ctx)
+    results, table, unit = f.results, f.table, f.meta["unit"]
+    panels = series.forecast_panels(f, whole=f"test period, {len(f.actual)} days", zoom=ZOOM_DAYS,
+                                    zoomed=f"its first {ZOOM_DAYS} days, with persistence (tomorrow = today)")
+    title = f.meta["description"]
     figures = {
         "test_predictions": figs.time_panels(panels, ylabel=f"temperature ({unit})",
                                              title=f"{title}: next-day forecasts on the test years"),
-        "val_mse": figs.curves(series.val_with_persistence(results, data, "mse"), xlabel="epoch",
+        "val_mse": figs.curves(series.val_with_persistence(results, f.data, "mse"), xlabel="epoch",
                                ylabel=f"validation MSE ({unit}²)", title="validation MSE per epoch (flat: persistence)"),
         "train_loss": figs.curves(base.series(results, "epoch", "train_loss"), xlabel="epoch",
                                   ylabel="training MSE (scaled)", title="training loss per epoch"),
         "test_mse": figs.bars({r["variant"]: r[series.metric_columns(unit)["mse"]] for r in table}, ylabel=f"test MSE ({unit}²)",
                               title="test MSE: nets and baselines on the same days", fmt="{:.2f}"),
     }
-    base.publish_comparison(ctx, results, table=table, figures=figures, summary=summary)
+    base.publish_comparison(ctx, results, table=table, figures=figures, summary=f.summary)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from labflow.labs import base, reviews
@@ -94,25 +93,13 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     batches = reviews.LengthBatches(data["ids_train"], data["lengths_train"], data["y_train"], batch_size=t.batch_size,
                                     seed=ctx.seed, device=device)
 
-    def loss_fn(m, batch):
-        ids, lengths, y = batch
-        return F.cross_entropy(m(ids, lengths), y)
-
     def split(m, name):
         return reviews.predict_logits(m, data[f"ids_{name}"], data[f"lengths_{name}"])
 
-    def evaluate(m):
-        return reviews.split_metrics(split(m, "val"), data["y_val"], "val")
-
-    def final_metrics(m, result):
-        test = split(m, "test")
-        reviews.write_scores(ctx.results_dir(variant) / "scores.csv", test, data["y_test"])
-        return reviews.kept_val_metrics(result) | reviews.split_metrics(test, data["y_test"], "test") | {
-            "parameters": count_parameters(m)}
-
+    hooks = reviews.classifier_hooks(ctx, variant, data, split, lambda m: {"parameters": count_parameters(m)})
     return base.train_variant(
-        ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=t.epochs,
-        evaluate=evaluate, final_metrics=final_metrics, callbacks=reviews.keep_best_callbacks(t.keep_best),
+        ctx, variant, model=model, optimizer=optimizer, batches=batches, epochs=t.epochs, **hooks,
+        callbacks=reviews.keep_best_callbacks(t.keep_best),
         run_params={"cell": v.cell, "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs,
                     "embedding_dim": t.embedding_dim, "hidden": t.hidden, "dropout": t.dropout,
                     "vocab_size": meta["vocab_size"], "dataset": meta["dataset"], "parameters": count_parameters(model)},

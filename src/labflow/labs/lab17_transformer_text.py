@@ -31,7 +31,6 @@ import shutil
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from labflow import paths
 from labflow.labs import base, reviews
@@ -214,25 +213,13 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                                     batch_size=v.batch_size or t.batch_size, seed=ctx.seed, device=device)
     epochs = v.epochs or t.epochs
 
-    def loss_fn(m, batch):
-        ids, lengths, y = batch
-        return F.cross_entropy(m(ids, lengths), y)
-
     def logits(m, split):
         return reviews.predict_logits(m, data[f"{key}ids_{split}"], data[f"{key}lengths_{split}"], batch_size=128)
 
-    def evaluate(m):
-        return reviews.split_metrics(logits(m, "val"), data["y_val"], "val")
-
-    def final_metrics(m, result):
-        test = logits(m, "test")
-        reviews.write_scores(ctx.results_dir(variant) / "scores.csv", test, data["y_test"])
-        return reviews.kept_val_metrics(result) | reviews.split_metrics(test, data["y_test"], "test") | {
-            "train_texts": len(rows), "trainable_parameters": trainable}
-
+    hooks = reviews.classifier_hooks(ctx, variant, data, logits,
+                                     lambda m: {"train_texts": len(rows), "trainable_parameters": trainable})
     return base.train_variant(
-        ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=epochs,
-        evaluate=evaluate, final_metrics=final_metrics,
+        ctx, variant, model=model, optimizer=optimizer, batches=batches, epochs=epochs, **hooks,
         callbacks=reviews.keep_best_callbacks(t.keep_best and epochs > 1),  # one epoch: nothing to choose
         run_params={"model": v.model, "lr": v.lr, "epochs": epochs, "batch_size": v.batch_size or t.batch_size,
                     "train_texts": len(rows), "freeze_layers": v.freeze_layers, "weight_decay": t.weight_decay,

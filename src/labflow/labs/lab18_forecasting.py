@@ -64,40 +64,30 @@ def residuals(actual: np.ndarray, predicted: dict[str, np.ndarray]) -> dict[str,
 
 
 def evaluate(ctx: base.LabContext) -> None:
-    from labflow.labs.tensors import load_processed
     from labflow.plots import figures as figs
 
-    results = base.variant_results(ctx)
-    data, meta = load_processed(ctx.processed_dir)
-    table, summary = series.comparison_rows(ctx, results, data, meta)
-    idx = data["idx_test"].numpy()
-    when = series.times(data, idx)
-    actual = data["series"].numpy()[idx]
-    nets = series.saved_predictions(results)
-    references = series.baselines(data, meta)
-    persistence = references["persistence"]
-    res = residuals(actual, nets | references)
+    f = series.forecasts_on_test(ctx)
+    results, table, nets = f.results, f.table, f.nets
+    res = residuals(f.actual, nets | f.baselines)
     for row in table:
         if row["variant"] in res:
             r = res[row["variant"]]
             row["residual_mean"], row["residual_std"] = float(r.mean()), float(r.std())
-    unit, target = meta["unit"], meta["target"]
-    zoom = slice(0, ZOOM_STEPS)
+    unit, target = f.meta["unit"], f.meta["target"]
     label = f"{target} ({unit})" if unit else target
+    panels = series.forecast_panels(f, whole=f"test period, {len(f.actual)} steps", zoom=ZOOM_STEPS,
+                                    zoomed=f"its first {ZOOM_STEPS} steps, with persistence")
     figures = {
-        "test_predictions": figs.time_panels({
-            f"test period, {len(idx)} steps": {"actual": (when, actual)} | {v: (when, p) for v, p in nets.items()},
-            f"its first {ZOOM_STEPS} steps, with persistence": {"actual": (when[zoom], actual[zoom])}
-            | {v: (when[zoom], p[zoom]) for v, p in nets.items()} | {"persistence": (when[zoom], persistence[zoom])},
-        }, ylabel=label, title=f"{meta['description']}: one-step forecasts on the test part"),
-        "residuals": figs.time_panels({f"{name}: actual - predicted": {name: (when, res[name])} for name in [*nets, "persistence"]},
+        "test_predictions": figs.time_panels(panels, ylabel=label,
+                                             title=f"{f.meta['description']}: one-step forecasts on the test part"),
+        "residuals": figs.time_panels({f"{name}: actual - predicted": {name: (f.when, res[name])} for name in [*nets, "persistence"]},
                                       ylabel=f"residual ({unit})", title="test residuals over time", zero_line=True),
         "residual_histogram": figs.histograms({name: res[name] for name in [*nets, "persistence"]},
                                               xlabel=f"residual, actual - predicted ({unit})",
                                               title="test residuals", bins=60),
-        "val_rmse": figs.curves(series.val_with_persistence(results, data, "rmse"), xlabel="epoch",
+        "val_rmse": figs.curves(series.val_with_persistence(results, f.data, "rmse"), xlabel="epoch",
                                 ylabel=f"validation RMSE ({unit})", title="validation RMSE per epoch (flat: persistence)"),
         "train_loss": figs.curves(base.series(results, "epoch", "train_loss"), xlabel="epoch",
                                   ylabel="training MSE (scaled)", title="training loss per epoch", logy=True),
     }
-    base.publish_comparison(ctx, results, table=table, figures=figures, summary=summary)
+    base.publish_comparison(ctx, results, table=table, figures=figures, summary=f.summary)

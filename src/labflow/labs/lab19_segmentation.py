@@ -84,39 +84,26 @@ def preprocess(ctx: base.LabContext) -> dict:
 
 
 def _canvas_tensors(d, seed: int) -> tuple[dict, dict]:
-    from labflow.data import load_images
-    from labflow.labs.canvases import CanvasSpec, make_canvases, source_pools
+    from labflow.labs.canvases import SOURCE_PARTS, canvas_splits
 
-    data = load_images(paths.raw_dir(d.dataset))
-    train_pool, val_pool = source_pools(len(data.y_train), d.val_source_fraction, seed)
-    c = d.canvas
-    spec = CanvasSpec(size=c.size, min_objects=c.min_objects, max_objects=c.max_objects, min_object_px=c.min_object_px,
-                      max_object_px=c.max_object_px, max_iou=c.max_iou, fragments=tuple(c.fragments))
-    pools = {"train": (data.x_train, data.y_train, train_pool), "val": (data.x_train, data.y_train, val_pool),
-             "test": (data.x_test, data.y_test, np.arange(len(data.y_test)))}
-    counts = {"train": d.train_images, "val": d.val_images, "test": d.test_images}
+    splits, _classes = canvas_splits(d, seed)
     tensors = {}
-    for i, split in enumerate(SPLITS):
-        x, y, pool = pools[split]
-        canv = make_canvases(x[pool], y[pool], counts[split], spec, seed=[seed, i])
+    for split, (canv, sources) in splits.items():
         tensors[f"images_{split}"] = torch.from_numpy(canv.images).unsqueeze(1)  # N, 1, S, S uint8
         tensors[f"masks_{split}"] = torch.from_numpy(canv.masks.astype(np.uint8)).unsqueeze(1)  # N, 1, S, S 0/1
-        # Which source image each object is (index into the source's train or test part), -1 = none.
-        tensors[f"sources_{split}"] = torch.from_numpy(np.where(canv.sources >= 0, pool[canv.sources], -1))
-    meta = {"dataset": d.dataset, "source": "canvas", "image_size": c.size,
-            "source_parts": {"train": "train", "val": "train", "test": "test"}}
+        tensors[f"sources_{split}"] = torch.from_numpy(sources)  # -1 = no object
+    meta = {"dataset": d.dataset, "source": "canvas", "image_size": d.canvas.size, "source_parts": dict(SOURCE_PARTS)}
     return tensors, meta
 
 
 def _real_tensors(d, seed: int) -> tuple[dict, dict]:
     """A real set's training part split into train/val (seeded), its test part as test; the first N of each."""
     from labflow.data.segmentation import load_segmentation
+    from labflow.labs.canvases import SOURCE_PARTS, source_pools
 
     data = load_segmentation(paths.raw_dir(d.dataset))
-    order = np.random.default_rng(seed).permutation(len(data.x_train))
-    n_val = max(1, int(round(len(order) * d.val_source_fraction)))
-    parts = {"train": (data.x_train, data.m_train, np.sort(order[n_val:])),
-             "val": (data.x_train, data.m_train, np.sort(order[:n_val])),
+    train_pool, val_pool = source_pools(len(data.x_train), d.val_source_fraction, seed)
+    parts = {"train": (data.x_train, data.m_train, train_pool), "val": (data.x_train, data.m_train, val_pool),
              "test": (data.x_test, data.m_test, np.arange(len(data.x_test)))}
     limits = {"train": d.train_images, "val": d.val_images, "test": d.test_images}
     tensors = {}
@@ -125,7 +112,7 @@ def _real_tensors(d, seed: int) -> tuple[dict, dict]:
         tensors[f"images_{split}"] = torch.from_numpy(np.ascontiguousarray(x[idx].transpose(0, 3, 1, 2)))
         tensors[f"masks_{split}"] = torch.from_numpy(m[idx]).unsqueeze(1)
     meta = {"dataset": data.source or d.dataset, "source": d.dataset, "image_size": int(data.x_train.shape[1]),
-            "source_parts": {"train": "train", "val": "train", "test": "test"}}
+            "source_parts": dict(SOURCE_PARTS)}
     return tensors, meta
 
 

@@ -65,6 +65,8 @@ DATASETS = ("fashion_mnist",)
 JUDGE_LAB, JUDGE_VARIANT = "lab10", "simple_cnn"  # its run with the primary seed (params.yaml: seed)
 # What the seed bands compare over training seeds (labflow.labs.seed_bands).
 HEADLINE = ("frechet_distance", "class_entropy")
+# Its step_fn steps two optimizers itself: DistributedDataParallel does not cover it (one process only).
+DISTRIBUTED = False
 HEADLINE_CURVE = "d_loss"
 EVAL_NOISE_SEED_OFFSET = 20_000  # the evaluation samples' noise: another stream than training's
 SNAPSHOT_ROWS = 10

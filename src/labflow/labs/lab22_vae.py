@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from labflow.labs import base
-from labflow.labs.pixels import require_unit_range, unit_pixel_splits
+from labflow.labs.pixels import training_data, unit_pixel_splits
 from labflow.labs.tensors import load_processed
 from labflow.train import TensorBatches
 
@@ -181,10 +181,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     from labflow.models import count_parameters
 
     t, v = ctx.cfg.train, ctx.variant_cfg(variant)
-    data, meta = load_processed(ctx.processed_dir)
-    require_unit_range(data)
+    data, meta = training_data(ctx)
     device = ctx.device
-    base.small_model_threads(ctx)  # see its docstring: 2 threads ran 13x slower per step on the busy 2-core machine
     in_features = data["x_train"][0].numel()
     model = build_vae(t.hidden, v.latent, ctx.seed, in_features).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)

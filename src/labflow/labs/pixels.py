@@ -25,3 +25,15 @@ def require_unit_range(tensors: dict[str, torch.Tensor]) -> None:
         if name.startswith("x_") and (x.min() < 0 or x.max() > 1):
             raise ValueError(f"{name} has pixels in [{x.min():.3g}, {x.max():.3g}], expected [0, 1]: "
                              "rerun the lab's preprocess stage (it must not standardise)")
+
+
+def training_data(ctx) -> tuple[dict[str, torch.Tensor], dict]:
+    """A pixel lab's processed splits for its train stage, refused unless in [0, 1]; a small
+    model on one CPU thread (``base.small_model_threads``: two ran 13x slower per step on the busy 2-core machine)."""
+    from labflow.labs.base import small_model_threads
+    from labflow.labs.tensors import load_processed
+
+    data, meta = load_processed(ctx.processed_dir)
+    require_unit_range(data)
+    small_model_threads(ctx)
+    return data, meta

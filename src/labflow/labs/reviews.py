@@ -396,6 +396,30 @@ def kept_val_metrics(result) -> dict:
     return {k: result.history[best - 1][k] for k in ("val_loss", "val_acc")} | {"best_epoch": best}
 
 
+def classifier_hooks(ctx, variant: str, data: dict, logits, extra) -> dict:
+    """``base.train_variant``'s ``loss_fn``, ``evaluate`` and ``final_metrics`` for a review classifier
+    called as ``model(ids, lengths)`` (labs 15 and 17).
+
+    ``logits(model, split)`` predicts a split; ``extra(model)`` adds the lab's own final metrics.
+    Per epoch: validation loss and accuracy; at the end, the kept epoch's validation metrics, the
+    test metrics, and the test scores written for the evaluate stage (``scores.csv``).
+    """
+
+    def loss_fn(m, batch):
+        ids, lengths, y = batch
+        return nn.functional.cross_entropy(m(ids, lengths), y)
+
+    def evaluate(m):
+        return split_metrics(logits(m, "val"), data["y_val"], "val")
+
+    def final_metrics(m, result):
+        test = logits(m, "test")
+        write_scores(ctx.results_dir(variant) / "scores.csv", test, data["y_test"])
+        return kept_val_metrics(result) | split_metrics(test, data["y_test"], "test") | extra(m)
+
+    return {"loss_fn": loss_fn, "evaluate": evaluate, "final_metrics": final_metrics}
+
+
 def metric_row(m: dict) -> dict:
     return {k: m[k] for k in ("test_acc", "test_f1", "test_macro_f1", "test_roc_auc")}
 

@@ -8,7 +8,8 @@
   the baselines a forecasting net has to beat, on exactly the targets the nets predict;
 - :func:`regression_metrics`: MSE, RMSE and MAE in the series' own units (scikit-learn);
 - :func:`build_model`: an RNN/LSTM/GRU reading the last step, or a dense net on the flattened window;
-- :func:`prepare` and :func:`train_forecaster`: a lab's preprocess and train stages.
+- :func:`prepare` and :func:`train_forecaster`: a lab's preprocess and train stages;
+- :func:`forecasts_on_test` and :func:`forecast_panels`: what their evaluate stages compare and draw.
 """
 
 from __future__ import annotations
@@ -323,3 +324,41 @@ def val_with_persistence(results: dict, data: dict, metric: str) -> dict:
 def times(data: dict, idx: np.ndarray):
     """The timestamps of series rows ``idx`` (for plot axes)."""
     return np.asarray(data["time_ns"].numpy()[idx], dtype="datetime64[ns]")
+
+
+@dataclass(frozen=True)
+class Forecasts:
+    """What an evaluate stage compares and draws: the variants' results, the table, and the test part's
+    times, actual values, the nets' saved predictions and the baselines' (all in the series' units)."""
+
+    results: dict
+    data: dict
+    meta: dict
+    table: list[dict]
+    summary: dict
+    when: np.ndarray
+    actual: np.ndarray
+    nets: dict[str, np.ndarray]
+    baselines: dict[str, np.ndarray]
+
+
+def forecasts_on_test(ctx: base.LabContext) -> Forecasts:
+    from labflow.labs.tensors import load_processed
+
+    results = base.variant_results(ctx)
+    data, meta = load_processed(ctx.processed_dir)
+    table, summary = comparison_rows(ctx, results, data, meta)
+    idx = data["idx_test"].numpy()
+    return Forecasts(results, data, meta, table, summary, when=times(data, idx), actual=data["series"].numpy()[idx],
+                     nets=saved_predictions(results), baselines=baselines(data, meta))
+
+
+def forecast_panels(f: Forecasts, *, whole: str, zoomed: str, zoom: int) -> dict:
+    """Two ``figures.time_panels`` panels: the whole test part (actual and the nets), titled ``whole``,
+    and its first ``zoom`` steps with persistence beside them, titled ``zoomed``."""
+    z = slice(0, zoom)
+    return {
+        whole: {"actual": (f.when, f.actual)} | {v: (f.when, p) for v, p in f.nets.items()},
+        zoomed: {"actual": (f.when[z], f.actual[z])} | {v: (f.when[z], p[z]) for v, p in f.nets.items()}
+        | {"persistence": (f.when[z], f.baselines["persistence"][z])},
+    }

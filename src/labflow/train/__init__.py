@@ -1,5 +1,6 @@
 """One plain PyTorch training loop for every lab (see :func:`fit`)."""
 
+from labflow.train import distributed
 from labflow.train.batches import StepBatches, TensorBatches, WeightedBatches
 from labflow.train.callbacks import BestCheckpoint, Callback, Checkpoint, EarlyStopping
 from labflow.train.loop import EpochResult, FitResult, Optimizers, fit
@@ -17,6 +18,7 @@ __all__ = [
     "TensorBatches",
     "WeightedBatches",
     "choose_device",
+    "distributed",
     "fit",
     "seed_everything",
     "setup_torch",

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from labflow.train import distributed
+
 
 class Callback:
     """Hooks are no-ops; ``state_dict`` lets a checkpoint carry a callback's memory."""
@@ -108,6 +110,8 @@ class BestCheckpoint(Callback):
         )
         if better:
             self.best, self.best_epoch = value, state.epoch
+            if not distributed.is_main():  # every rank keeps the score; rank 0 writes the file
+                return
             atomic_torch_save({"model": state.model.state_dict(), "epoch": state.epoch,
                                "monitor": self.monitor, "value": value}, self.path)
 
@@ -177,7 +181,8 @@ class Checkpoint(Callback):
     The checkpoint holds the model, the optimizer (every one of an ``Optimizers``),
     batch-order generator, every RNG and the other callbacks' state, so a resumed run ends bit-identical to an uninterrupted one
     on CPU. ``fingerprint`` (a hash of the params and data) must match, so a checkpoint
-    left by other settings is ignored instead of silently continued.
+    left by other settings is ignored instead of silently continued. Under torchrun rank 0
+    writes it (with every rank's RNG state) and every rank resumes from it.
     """
 
     name = "checkpoint"
@@ -210,8 +215,13 @@ class Checkpoint(Callback):
         for cb in state.callbacks:
             if cb is not self and cb.name in ckpt["callbacks"]:
                 cb.load_state_dict(ckpt["callbacks"][cb.name])
-        _set_rng_state(ckpt["rng"])
-        print(f"[labflow] resumed from {self.path} after epoch {state.epoch}")
+        per_rank = ckpt.get("rng_per_rank")
+        if distributed.active() and per_rank and len(per_rank) == distributed.world_size():
+            _set_rng_state(per_rank[distributed.rank()])  # each rank's own dropout/augmentation stream
+        else:
+            _set_rng_state(ckpt["rng"])
+        if distributed.is_main():
+            print(f"[labflow] resumed from {self.path} after epoch {state.epoch}")
 
     def on_epoch_end(self, state) -> None:
         if state.epoch % self.every and state.epoch != state.epochs and not state.stop:
@@ -222,6 +232,12 @@ class Checkpoint(Callback):
             self._save(state)
 
     def _save(self, state) -> None:
+        extra = {}
+        if distributed.active():  # rank 0 writes, holding every rank's RNG streams
+            per_rank = distributed.gather_to_main(_get_rng_state())
+            if not distributed.is_main():
+                return
+            extra["rng_per_rank"] = per_rank
         atomic_torch_save(
             {
                 "fingerprint": self.fingerprint,
@@ -235,6 +251,7 @@ class Checkpoint(Callback):
                 "batches": state.batches.state_dict(),
                 "callbacks": {cb.name: cb.state_dict() for cb in state.callbacks if cb is not self},
                 "rng": _get_rng_state(),
+                **extra,
             },
             self.path,
         )

@@ -11,6 +11,10 @@ optimizers, alternating updates) passes ``step_fn(model, batch) -> {name: loss}`
 instead and makes the updates itself; ``optimizer`` is then an :class:`Optimizers`
 holding all of them, so checkpoints save and resume every optimizer's state. The
 epochs, callbacks, checkpoints, progress bar and tracking are the same loop's.
+
+Under torchrun (a process group of several ranks) the same ``fit`` trains with
+DistributedDataParallel: see :mod:`labflow.train.distributed`. Without one, none of
+that code runs and one process trains exactly as before.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from labflow.train import distributed
 from labflow.train.batches import TensorBatches
 
 LossFn = Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor]
@@ -113,12 +118,22 @@ def fit(
         raise ValueError("fit needs exactly one of loss_fn (one optimizer step per batch) or step_fn (the lab's own step)")
     if loss_fn is not None and isinstance(optimizer, Optimizers):
         raise ValueError("several optimizers need a step_fn that steps each of them; loss_fn steps one optimizer")
+    ddp = distributed.active()
+    if ddp and step_fn is not None:
+        raise distributed.DistributedError(
+            "fit(step_fn=...) makes its own optimizer steps, which DistributedDataParallel does not cover: "
+            "train this lab in one process (distributed.processes: 1, no torchrun)")
     import_optimizer_machinery()  # before any clock starts
     # Checkpoints run last so they save what the other callbacks decided this epoch.
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "runs_last", False))
     state = FitState(model, optimizer, batches, epochs, callbacks=callbacks)
+    if ddp:
+        distributed.rank_rng_offset(distributed.rank())  # before a resume, which restores each rank's stream
+        progress = progress and distributed.is_main()
     for cb in callbacks:
         cb.on_fit_start(state)
+    if ddp:
+        return _fit_distributed(state, loss_fn, evaluate, progress, desc)
     batch_hooks = [cb for cb in callbacks if type(cb).on_batch_end is not _base_on_batch_end()]
     per_epoch = len(batches)
     bar = tqdm(
@@ -182,6 +197,79 @@ def fit(
         resumed_from=state.resumed_from,
         extras=state.extras,
     )
+
+
+def _fit_distributed(state: FitState, loss_fn: LossFn, evaluate: EvalFn | None, progress: bool,
+                     desc: str) -> FitResult:
+    """``fit``'s epochs on one rank of a process group (after ``on_fit_start``, so after any resume).
+
+    Every rank sees the same global batches and trains the DDP-wrapped model on its slice;
+    rank 0 evaluates and its epoch row (losses averaged over the ranks) becomes every
+    rank's, so callbacks decide the same everywhere; ``stop`` is rank 0's too.
+    """
+    model, optimizer, callbacks = state.model, state.optimizer, state.callbacks
+    train_model = distributed.wrap_model(model)
+    rank, world = distributed.rank(), distributed.world_size()
+    batch_hooks = [cb for cb in callbacks if type(cb).on_batch_end is not _base_on_batch_end()]
+    per_epoch = len(state.batches)
+    bar = tqdm(total=state.epochs * per_epoch, initial=state.epoch * per_epoch, desc=f"{desc} x{world}", unit="step",
+               disable=not progress, mininterval=0.5, dynamic_ncols=True)
+    try:
+        while state.epoch < state.epochs and not state.stop:
+            model.train()
+            started = time.perf_counter()
+            loss_sum = torch.zeros((), device=_device_of(model))
+            steps = 0
+            for part, weight in distributed.shards(state.batches, rank, world):
+                optimizer.zero_grad(set_to_none=True)
+                # weight: this rank's share of the global batch, so the ranks' mean gradient is the global one
+                loss = loss_fn(train_model, part) * weight
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                steps += 1
+                state.updates += 1
+                if batch_hooks:
+                    global_loss = distributed.mean_over_ranks(loss)
+                    elapsed = state.seconds + time.perf_counter() - started
+                    for cb in batch_hooks:
+                        cb.on_batch_end(state, global_loss, elapsed)
+                bar.update(1)
+            train_loss = distributed.mean_over_ranks(loss_sum) / max(steps, 1)
+            state.seconds += time.perf_counter() - started
+            state.epoch += 1
+            row: EpochResult | None = None
+            if rank == 0:
+                row = {"epoch": state.epoch, "train_loss": train_loss.item(), "updates": state.updates,
+                       "seconds": state.seconds}
+                if evaluate is not None:
+                    model.eval()
+                    with torch.no_grad():
+                        row.update(evaluate(model))
+            row = distributed.from_main(row)
+            state.seconds = row["seconds"]
+            state.history.append(row)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "updates", "seconds")})
+            _epoch_end_callbacks(state)
+        for cb in callbacks:
+            cb.on_fit_end(state)
+    finally:
+        bar.close()
+    return FitResult(history=state.history, epochs_run=state.epoch, updates=state.updates,
+                     train_seconds=state.seconds, stopped_early=state.stop, resumed_from=state.resumed_from,
+                     extras=state.extras)
+
+
+def _epoch_end_callbacks(state: FitState) -> None:
+    """The callbacks' epoch end on every rank; rank 0's ``stop`` is made everyone's before the
+    checkpoint (which runs last) saves it, so all ranks stop, save and resume together."""
+    synced = False
+    for cb in state.callbacks:
+        if getattr(cb, "runs_last", False) and not synced:
+            state.stop, synced = distributed.from_main(state.stop), True
+        cb.on_epoch_end(state)
+    if not synced:
+        state.stop = distributed.from_main(state.stop)
 
 
 def _epoch_of_own_steps(state: FitState, step_fn: StepFn, batch_hooks, bar, bar_every: int,
