@@ -222,3 +222,14 @@ def test_lab01_with_two_processes_matches_one_process_and_logs_one_run(tmp_path)
     assert len(new) == 1, after  # rank 1 opened no run
     run_id = json.loads((repo / "results/lab01/variants/mlp/seed42/run.json").read_text())["run_id"]
     assert new[0][0] == run_id and new[0][2] == "FINISHED"
+
+
+@pytest.mark.parametrize("lab", ["lab13", "lab16", "lab25"])
+def test_labs_whose_loss_bypasses_the_wrapped_model_refuse_several_processes_and_say_why(lab):
+    """DDP averages gradients only after a forward through its wrapper: these labs would train
+    each rank on its own gradients, silently. They stop before training instead."""
+    from labflow.labs import lab_module
+
+    with pytest.raises(distributed.DistributedError, match=rf"{lab} cannot train .*DistributedDataParallel.*processes: 1"):
+        distributed.check_lab_supports(lab, lab_module(lab), 2)
+    distributed.check_lab_supports(lab, lab_module(lab), 1)

@@ -57,6 +57,11 @@ from labflow.train.callbacks import Callback
 
 LAB_ID = "lab13"
 TITLE = "Transfer learning: from scratch vs frozen backbone vs partly unfrozen"
+DISTRIBUTED = False
+DISTRIBUTED_WHY = (
+    "its loss runs a frozen backbone's cached features through the head it unfreezes in phases, "
+    "not through the model DistributedDataParallel wraps"
+)
 HEADLINE = ("test_acc",)  # what seed bands and `labflow exp` report
 DATASETS = ("mnist", "flowers", "resnet18_imagenet")
 SOURCE_LAB, SOURCE_VARIANT = "lab10", "resnet18"  # its run with the primary seed (params.yaml: seed)

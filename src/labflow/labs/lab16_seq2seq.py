@@ -60,6 +60,11 @@ TITLE = "Seq2seq translation without vs with attention (held-out BLEU)"
 DATASETS = ("sentence_pairs",)
 HEADLINE = ("test_bleu", "test_chrf")  # what seed bands and `labflow exp` report
 HEADLINE_CURVE = "val_bleu"  # the per-epoch column the seed-band figure draws
+DISTRIBUTED = False
+DISTRIBUTED_WHY = (
+    "its loss calls the model's own loss method, which bypasses DistributedDataParallel's "
+    "forward, so gradients would not be averaged"
+)
 SRC_TOKENIZER, TGT_TOKENIZER = "src_tokenizer.json", "tgt_tokenizer.json"
 DECODE_BATCH = 256
 LENGTH_BUCKETS = ((1, 8), (9, 12), (13, 16), (17, 20), (21, 10_000))  # source words, for BLEU by length

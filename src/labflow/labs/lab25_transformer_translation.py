@@ -69,6 +69,11 @@ HEADLINE = ("test_bleu", "test_chrf")  # what seed bands and `labflow exp` repor
 # The per-epoch column the seed-band figure draws: the training's greedy validation BLEU (both
 # decoding variants share that training, so their bands coincide; their test BLEU is what differs).
 HEADLINE_CURVE = "val_bleu"
+DISTRIBUTED = False
+DISTRIBUTED_WHY = (
+    "its loss calls the model's own loss method, which bypasses DistributedDataParallel's "
+    "forward, so gradients would not be averaged"
+)
 MODEL = SHARED_MODEL[LAB_ID]  # "transformer": the folder name of the one trained model per seed
 SOURCE_LAB = "lab16"  # whose processed data lab 25 reads and whose best model it is compared with
 

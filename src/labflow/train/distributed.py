@@ -121,12 +121,14 @@ def relaunch(script: str, argv: Sequence[str], processes: int) -> int:
 
 
 def check_lab_supports(lab_id: str, module: Any, processes: int) -> None:
-    """A lab whose module says ``DISTRIBUTED = False`` (its own ``step_fn``: GANs) trains in one process."""
+    """A lab whose module says ``DISTRIBUTED = False`` trains in one process; its
+    ``DISTRIBUTED_WHY`` says why (DDP syncs gradients only for a forward through the wrapped model)."""
     if processes > 1 and not getattr(module, "DISTRIBUTED", True):
+        why = getattr(module, "DISTRIBUTED_WHY", "its training step updates several optimizers itself, "
+                                                 "which DistributedDataParallel does not cover")
         raise DistributedError(
-            f"{lab_id} cannot train with several processes (its training step updates several optimizers "
-            f"itself, which DistributedDataParallel does not cover); set distributed.processes: 1 in params.yaml "
-            "or run this stage without torchrun"
+            f"{lab_id} cannot train with several processes ({why}); set distributed.processes: 1 in "
+            "params.yaml or run this stage without torchrun"
         )
 
 
