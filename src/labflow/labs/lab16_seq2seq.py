@@ -388,8 +388,6 @@ def sample_figure(rows: list[dict[str, str]]):
 
 def attention_figure(ctx: base.LabContext, variant: str, test_pairs: Sequence[Pair], n: int):
     """Attention weights (output tokens x source tokens) of the first ``n`` test sentences."""
-    from labflow.plots import figures as figs
-
     n = min(n, len(test_pairs))
     data, _ = load_processed(ctx.processed_dir)
     src_tok = subwords.load_tokenizer(ctx.processed_dir / SRC_TOKENIZER)
@@ -397,17 +395,30 @@ def attention_figure(ctx: base.LabContext, variant: str, test_pairs: Sequence[Pa
     src, src_len = data["src_test"][:n], data["src_len_test"][:n]
     _, rows, weights = translate(load_model(ctx, variant), src, src_len, tgt_tok, ctx.cfg.train.extra_decode_tokens,
                                  ctx.device)
+    maps = [weights[k].numpy() for k in range(n)]
+    return attention_grid(
+        maps, [subwords.tokens(src_tok, src[k, : maps[k].shape[1]].tolist()) for k in range(n)],
+        [[*subwords.tokens(tgt_tok, rows[k]), "</s>"][: maps[k].shape[0]] for k in range(n)],
+        [p.ref for p in test_pairs[:n]],
+        f"{variant}: attention weights on test sentences (rows: output tokens, each row sums to 1)")
+
+
+def attention_grid(maps: Sequence, sources: Sequence[list[str]], outputs: Sequence[list[str]],
+                   titles: Sequence[str], suptitle: str, suptitle_size: float | None = None):
+    """Heatmaps of attention weights (output tokens x source tokens), two per row; also lab 25's."""
+    from labflow.plots import figures as figs
+
+    n = len(maps)
     cols = min(2, n)
-    fig, axes = figs.plt.subplots((n + cols - 1) // cols, cols, figsize=(7.5 * cols, 5.2 * ((n + cols - 1) // cols)),
-                                  squeeze=False)
+    rows = (n + cols - 1) // cols
+    fig, axes = figs.plt.subplots(rows, cols, figsize=(7.5 * cols, 5.2 * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
-    for k, ax in enumerate(axes.flat[:n]):
-        w = weights[k].numpy()
+    for ax, w, xs, ys, title in zip(axes.flat, maps, sources, outputs, titles):
         ax.imshow(w, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(w.shape[1]), subwords.tokens(src_tok, src[k, : w.shape[1]].tolist()), rotation=70, fontsize=7)
-        ax.set_yticks(range(w.shape[0]), [*subwords.tokens(tgt_tok, rows[k]), "</s>"][: w.shape[0]], fontsize=7)
-        ax.set_title(test_pairs[k].ref, fontsize=9)
-    fig.suptitle(f"{variant}: attention weights on test sentences (rows: output tokens, each row sums to 1)")
+        ax.set_xticks(range(len(xs)), xs, rotation=70, fontsize=7)
+        ax.set_yticks(range(len(ys)), ys, fontsize=7)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(suptitle, fontsize=suptitle_size)
     fig.tight_layout()
     return fig

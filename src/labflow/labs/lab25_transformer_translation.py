@@ -456,8 +456,6 @@ def _decoding_label(ctx: base.LabContext, name: str) -> str:
 def cross_attention_figure(ctx: base.LabContext, test_pairs: Sequence, n: int):
     """The trained model's cross-attention (last decoder layer, mean over heads) on the first ``n`` test
     sentences, over its own greedy translation: rows are output tokens, columns source tokens."""
-    from labflow.plots import figures as figs
-
     n = min(n, len(test_pairs))
     data, _ = load_processed(ctx.processed_dir)
     src_tok = subwords.load_tokenizer(ctx.processed_dir / lab16.SRC_TOKENIZER)
@@ -465,22 +463,16 @@ def cross_attention_figure(ctx: base.LabContext, test_pairs: Sequence, n: int):
     model = load_model(model_file(ctx, ctx.params.seed), ctx.device)
     src, src_len = data["src_test"][:n], data["src_len_test"][:n]
     _, rows = translate(model, src, src_len, tgt_tok, ctx.cfg.decode.extra_decode_tokens, ctx.device)
-    cols = min(2, n)
-    fig, axes = figs.plt.subplots((n + cols - 1) // cols, cols, figsize=(7.5 * cols, 5.2 * ((n + cols - 1) // cols)),
-                                  squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for k, ax in enumerate(axes.flat[:n]):
+    maps, sources, outputs = [], [], []
+    for k in range(n):
         length = int(src_len[k])
         s = src[k:k + 1, :length].to(ctx.device)
         tgt_in = torch.tensor([[BOS, *rows[k]]], dtype=torch.long, device=ctx.device)  # predicts rows[k] then </s>
         weights, _ = model.cross_attention(s, tgt_in)
-        w = weights[-1, 0].cpu().numpy()
-        ax.imshow(w, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(length), subwords.tokens(src_tok, src[k, :length].tolist()), rotation=70, fontsize=7)
-        ax.set_yticks(range(w.shape[0]), [*subwords.tokens(tgt_tok, rows[k]), "</s>"][: w.shape[0]], fontsize=7)
-        ax.set_title(test_pairs[k].ref, fontsize=9)
-    fig.suptitle("transformer: cross-attention of the last decoder layer (mean over heads) on test sentences; "
-                 "rows: output tokens, each row sums to 1", fontsize=10)
-    fig.tight_layout()
-    return fig
+        maps.append(weights[-1, 0].cpu().numpy())
+        sources.append(subwords.tokens(src_tok, src[k, :length].tolist()))
+        outputs.append([*subwords.tokens(tgt_tok, rows[k]), "</s>"][: maps[-1].shape[0]])
+    return lab16.attention_grid(
+        maps, sources, outputs, [p.ref for p in test_pairs[:n]],
+        "transformer: cross-attention of the last decoder layer (mean over heads) on test sentences; "
+        "rows: output tokens, each row sums to 1", suptitle_size=10)
