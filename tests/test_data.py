@@ -7,10 +7,12 @@ fixture files, the offline sources against the real packaged data.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gzip
 import hashlib
 import io
 import json
+import os
 import pickle
 import socket
 import struct
@@ -142,6 +144,49 @@ def test_existing_good_file_is_kept_bad_one_replaced(server, tmp_path):
     dest.write_bytes(b"stale")
     download(url, dest, sha(BODY), **FAST)
     assert server.hits["/a.bin"] == 2 and dest.read_bytes() == BODY
+
+
+def write_fails_with(monkeypatch, code: int) -> list[str]:
+    """Temp files of labflow.data.download whose writes fail with errno ``code``; returns their names."""
+    import tempfile
+
+    from labflow.data import download as download_module
+
+    real, made = tempfile.NamedTemporaryFile, []
+
+    def failing(*args, **kwargs):
+        f = real(*args, **kwargs)
+        made.append(f.name)
+
+        def write(data):
+            raise OSError(code, os.strerror(code))
+        f.write = write
+        return f
+
+    monkeypatch.setattr(download_module.tempfile, "NamedTemporaryFile", failing)
+    return made
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_stops_the_download_at_once(server, tmp_path, monkeypatch, code):
+    url = server.serve("/big.bin", BODY)
+    made = write_fails_with(monkeypatch, code)
+    with pytest.raises(DataError) as err:
+        download(url, tmp_path / "big.bin", sha(BODY), **FAST)
+    msg = str(err.value)
+    assert not isinstance(err.value, DownloadError)  # not a network error
+    assert msg == (f"no space left on device while writing {tmp_path / 'big.bin'} (0.0 MB written): free space in "
+                   f"{tmp_path} or point LABFLOW_DOWNLOAD_CACHE elsewhere")
+    assert server.hits["/big.bin"] == 1  # one attempt only
+    assert len(made) == 1 and only(tmp_path) == []  # the temp file is gone
+
+
+def test_another_write_error_is_not_retried_either(server, tmp_path, monkeypatch):
+    url = server.serve("/a.bin", BODY)
+    write_fails_with(monkeypatch, errno.EIO)
+    with pytest.raises(DataError, match=r"could not write .*a\.bin \(0\.0 MB written; Input/output error\)"):
+        download(url, tmp_path / "a.bin", sha(BODY), **FAST)
+    assert server.hits["/a.bin"] == 1 and only(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- manifest
