@@ -141,11 +141,15 @@ def cmd_server(args) -> int:
 def cmd_report(args) -> int:
     """Write the offline report (static HTML) from the pipeline's outputs."""
     from labflow import paths
-    from labflow.report.build import build_report
+    from labflow.report.build import ReportFolderError, build_report
 
     root = paths.repo_root()
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
-    index = build_report(root, out, ui=args.ui, with_links=not args.no_links)
+    try:
+        index = build_report(root, out, ui=args.ui, with_links=not args.no_links)
+    except ReportFolderError as err:
+        print(f"labflow: error: --out {args.out} {err.reason}", file=sys.stderr)
+        return 1
     print(f"report written: {index} (open it in a browser; it needs no network)")
     return 0
 
