@@ -252,7 +252,7 @@ def link(name: str, target: str) -> tarfile.TarInfo:
 def test_safe_extract_refuses_escapes(tmp_path, member):
     archive = make_tar(tmp_path / "bad.tgz", [tarfile.TarInfo("fine.txt"), member])
     target = tmp_path / "out"
-    with pytest.raises(DataError, match="outside|is a symbolic link"):  # links are refused before their target is looked at
+    with pytest.raises(DataError, match="outside|is a symbolic link"):  # a link is refused before its target is read
         safe_extract_tar(archive, target)
     assert not (tmp_path / "evil").exists() and list(target.iterdir()) == []
 

@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--allowed-hosts", help="Host headers to accept when not on loopback (MLflow's --allowed-hosts)")
     server.set_defaults(func=cmd_server)
     report = sub.add_parser("report", help="write the offline HTML report (report/index.html)")
-    report.add_argument("--out", default="report", help="folder to write (default: report/)")
+    report.add_argument("--out", default="report",
+                        help="folder to write (default: report/); replaced only if new, empty or an earlier report")
     report.add_argument("--ui", default="http://127.0.0.1:5000", help="the MLflow UI address the run links use")
     report.add_argument("--no-links", action="store_true", help="do not read the MLflow store")
     report.set_defaults(func=cmd_report)

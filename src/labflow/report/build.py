@@ -42,7 +42,9 @@ def check_out_folder(out: Path) -> None:
 
     ``--out .`` would otherwise replace the repository, ``--out ~`` the home folder.
     """
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
+    if out.is_symlink():  # swapping would replace the link, not the folder it names
+        raise ReportFolderError(out, "is a symbolic link: choose an empty or new folder")
+    if out.exists() and not out.is_dir():
         raise ReportFolderError(out, "is not a folder: choose an empty or new folder")
     if not out.exists():
         return
