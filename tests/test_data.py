@@ -7,10 +7,12 @@ fixture files, the offline sources against the real packaged data.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gzip
 import hashlib
 import io
 import json
+import os
 import pickle
 import socket
 import struct
@@ -144,6 +146,49 @@ def test_existing_good_file_is_kept_bad_one_replaced(server, tmp_path):
     assert server.hits["/a.bin"] == 2 and dest.read_bytes() == BODY
 
 
+def write_fails_with(monkeypatch, code: int) -> list[str]:
+    """Temp files of labflow.data.download whose writes fail with errno ``code``; returns their names."""
+    import tempfile
+
+    from labflow.data import download as download_module
+
+    real, made = tempfile.NamedTemporaryFile, []
+
+    def failing(*args, **kwargs):
+        f = real(*args, **kwargs)
+        made.append(f.name)
+
+        def write(data):
+            raise OSError(code, os.strerror(code))
+        f.write = write
+        return f
+
+    monkeypatch.setattr(download_module.tempfile, "NamedTemporaryFile", failing)
+    return made
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_stops_the_download_at_once(server, tmp_path, monkeypatch, code):
+    url = server.serve("/big.bin", BODY)
+    made = write_fails_with(monkeypatch, code)
+    with pytest.raises(DataError) as err:
+        download(url, tmp_path / "big.bin", sha(BODY), **FAST)
+    msg = str(err.value)
+    assert not isinstance(err.value, DownloadError)  # not a network error
+    assert msg == (f"no space left on device while writing {tmp_path / 'big.bin'} (0.0 MB written): free space in "
+                   f"{tmp_path} or point LABFLOW_DOWNLOAD_CACHE elsewhere")
+    assert server.hits["/big.bin"] == 1  # one attempt only
+    assert len(made) == 1 and only(tmp_path) == []  # the temp file is gone
+
+
+def test_another_write_error_is_not_retried_either(server, tmp_path, monkeypatch):
+    url = server.serve("/a.bin", BODY)
+    write_fails_with(monkeypatch, errno.EIO)
+    with pytest.raises(DataError, match=r"could not write .*a\.bin \(0\.0 MB written; Input/output error\)"):
+        download(url, tmp_path / "a.bin", sha(BODY), **FAST)
+    assert server.hits["/a.bin"] == 1 and only(tmp_path) == []
+
+
 # --------------------------------------------------------------------------- manifest
 
 
@@ -207,17 +252,137 @@ def link(name: str, target: str) -> tarfile.TarInfo:
 def test_safe_extract_refuses_escapes(tmp_path, member):
     archive = make_tar(tmp_path / "bad.tgz", [tarfile.TarInfo("fine.txt"), member])
     target = tmp_path / "out"
-    with pytest.raises(DataError, match="outside"):
+    with pytest.raises(DataError, match="outside|is a symbolic link"):  # a link is refused before its target is read
         safe_extract_tar(archive, target)
     assert not (tmp_path / "evil").exists() and list(target.iterdir()) == []
 
 
 def test_safe_extract_ok(tmp_path):
-    archive = make_tar(tmp_path / "good.tgz", [tarfile.TarInfo("d/f.txt"), link("d/l", "f.txt")], b"hello")
+    archive = make_tar(tmp_path / "good.tgz", [folder("d"), tarfile.TarInfo("d/f.txt")], b"hello")
     safe_extract_tar(archive, tmp_path / "out")
     assert (tmp_path / "out" / "d" / "f.txt").read_bytes() == b"hello"
     with pytest.raises(DataError, match="not a readable tar"):
         safe_extract_tar(tmp_path / "out" / "d" / "f.txt", tmp_path / "out2")
+
+
+def folder(name: str) -> tarfile.TarInfo:
+    m = tarfile.TarInfo(name)
+    m.type = tarfile.DIRTYPE
+    return m
+
+
+def hardlink(name: str, target: str) -> tarfile.TarInfo:
+    m = tarfile.TarInfo(name)
+    m.type, m.linkname = tarfile.LNKTYPE, target
+    return m
+
+
+def assert_refused_whole(tmp_path: Path, target: Path) -> None:
+    """Nothing extracted in the target, nothing written beside it."""
+    assert list(target.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", *(p.name for p in tmp_path.glob("*.t*"))])
+
+
+@pytest.mark.parametrize("member, why", [
+    (link("d/l", "f.txt"), "symbolic link"),  # inside, but no data set needs one
+    (link("here", "."), "symbolic link"),  # a step on the way out: here/../x
+    (hardlink("d/h", "d/f.txt"), "hard link"),
+])
+def test_safe_extract_refuses_every_link(tmp_path, member, why):
+    archive = make_tar(tmp_path / "links.tgz", [folder("d"), tarfile.TarInfo("d/f.txt"), member])
+    target = tmp_path / "out"
+    with pytest.raises(DataError, match=why) as err:
+        safe_extract_tar(archive, target)
+    assert member.name in str(err.value) and "download it again" in str(err.value)
+    assert_refused_whole(tmp_path, target)
+
+
+def test_safe_extract_caps_members_and_total_size(tmp_path):
+    many = make_tar(tmp_path / "many.tgz", [tarfile.TarInfo(f"f{i}.txt") for i in range(6)])
+    with pytest.raises(DataError, match="more than 5 members"):
+        safe_extract_tar(many, tmp_path / "out", max_members=5)
+    assert_refused_whole(tmp_path, tmp_path / "out")
+    big = make_tar(tmp_path / "big.tgz", [tarfile.TarInfo("a.bin"), tarfile.TarInfo("b.bin")], b"y" * 600)
+    with pytest.raises(DataError, match="more than 1,000 bytes"):
+        safe_extract_tar(big, tmp_path / "out", max_bytes=1000)
+    assert_refused_whole(tmp_path, tmp_path / "out")
+    assert safe_extract_tar(big, tmp_path / "out", max_bytes=1200) == tmp_path / "out"  # at the cap: fine
+    from labflow.data.archive import MAX_MEMBERS, MAX_TOTAL_BYTES
+
+    assert MAX_MEMBERS >= 200_000 and MAX_TOTAL_BYTES >= 8 * 1024**3  # generous against the real data sets
+
+
+def test_a_data_filter_refusal_is_reported_as_such(tmp_path, monkeypatch):
+    """Python's 'data' filter backs up labflow's own checks: what it refuses is named, not called unreadable."""
+    from labflow.data import archive as archive_module
+
+    monkeypatch.setattr(archive_module, "_check_tar_member", lambda *args: None, raising=False)  # let it past labflow
+    # 'here' -> '.' looks harmless; once it exists, 'up' -> 'here/..' points out of the folder.
+    archive = make_tar(tmp_path / "bad.tgz", [tarfile.TarInfo("fine.txt"), link("here", "."), link("up", "here/..")])
+    target = tmp_path / "out"
+    with pytest.raises(DataError) as err:
+        safe_extract_tar(archive, target)
+    msg = str(err.value)
+    assert "'up'" in msg and "'data' filter" in msg and "LinkOutsideDestinationError" in msg
+    assert "not a readable" not in msg and "download it again" in msg and str(archive) in msg
+    assert list(target.iterdir()) == []  # fine.txt and 'here' removed again
+
+
+def make_zip(path: Path, entries: list[tuple[str, bytes, int]]) -> Path:
+    """entries: (name, data, unix mode); mode 0 leaves the entry as zipfile writes it."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data, mode in entries:
+            info = zipfile.ZipInfo(name)
+            if mode:
+                info.create_system, info.external_attr = 3, mode << 16
+            z.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("entry, why", [
+    (("d/l", b"/etc/passwd", 0o120777), "symbolic link"),
+    (("d/fifo", b"", 0o010644), "device or fifo"),
+    (("../evil.txt", b"x", 0), "'..'"),
+    (("d/../../evil.txt", b"x", 0), "'..'"),
+    (("/tmp/evil.txt", b"x", 0), "absolute"),
+])
+def test_zip_listing_refuses_links_and_escapes(tmp_path, entry, why):
+    from labflow.data.archive import open_checked_zip
+
+    archive = make_zip(tmp_path / "bad.zip", [("d/f.txt", b"hi", 0o100644), entry])
+    with pytest.raises(DataError, match=why) as err:
+        open_checked_zip(archive)
+    assert entry[0] in str(err.value) and "download it again" in str(err.value)
+
+
+def test_zip_listing_caps_members_and_total_size(tmp_path):
+    from labflow.data.archive import open_checked_zip
+
+    archive = make_zip(tmp_path / "a.zip", [(f"f{i}", b"z" * 600, 0o100644) for i in range(3)])
+    with pytest.raises(DataError, match="more than 2 members"):
+        open_checked_zip(archive, max_members=2)
+    with pytest.raises(DataError, match="more than 1,000 bytes"):
+        open_checked_zip(archive, max_bytes=1000)
+    with open_checked_zip(archive, max_members=3, max_bytes=1800) as z:
+        assert z.read("f2") == b"z" * 600
+    with pytest.raises(DataError, match="not a readable zip"):
+        open_checked_zip(make_tar(tmp_path / "t.tgz", [tarfile.TarInfo("f")]))
+
+
+def test_horse2zebra_zip_with_a_symlink_entry_is_refused(tmp_path):
+    """The whole fetch stops at the listing: no image is read, no data folder is left."""
+    from labflow.config import PinnedOnlineSource
+
+    served = tmp_path / "served"
+    served.mkdir()
+    archive = make_zip(served / "horse2zebra.zip", [("horse2zebra/trainA/n00.jpg", b"not read", 0o100644),
+                                                     ("horse2zebra/trainB/n01.jpg", b"/etc/passwd", 0o120777)])
+    online = PinnedOnlineSource(base_url=served.as_uri() + "/", sha256=sha256_file(archive), retries=0)
+    with pytest.raises(DataError, match="'horse2zebra/trainB/n01.jpg' is a symbolic link"):
+        fetch("horse2zebra", "full", online, tmp_path / "raw", progress=False, cache=tmp_path / "cache")
+    assert not (tmp_path / "raw").exists()
 
 
 # --------------------------------------------------------------------------- idx

@@ -84,6 +84,7 @@ def test_report_writes_an_index_and_a_page_per_lab_that_work_from_disk(tmp_path,
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     _fake_results(root, "lab04", ["sgd", "sgd_momentum", "adam", "rmsprop"])
     (root / "report" / "stale").mkdir(parents=True)  # an old report's leftovers go
+    (root / "report" / ".labflow-report").touch()
     index = build_report(root, root / "report", with_links=False)
     text = index.read_text()
     for lab in LABS:
@@ -110,3 +111,96 @@ def test_a_broken_figure_is_reported_on_the_page_in_a_real_browser(tmp_path):
     dom = dump_dom(tmp_path / "index.html")
     assert 'data-figures="1/2"' in dom
     assert "1 figure(s) did not load: gone.png" in dom
+
+
+# --------------------------------------------------------------------------- --out: replace only a report
+
+
+def _repo(tmp_path: Path, monkeypatch) -> Path:
+    """A tiny repository the CLI finds (LABFLOW_ROOT), with lab04's results."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    _fake_results(root, "lab04", ["sgd", "sgd_momentum", "adam", "rmsprop"])
+    monkeypatch.setenv("LABFLOW_ROOT", str(root))
+    return root
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def test_report_out_dot_refuses_and_deletes_nothing(tmp_path, monkeypatch, capsys):
+    from labflow.cli import main
+
+    root = _repo(tmp_path, monkeypatch)
+    (root / ".git" / "objects").mkdir(parents=True)
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (root / "notes.txt").write_text("mine")
+    before, around = _tree(root), sorted(tmp_path.iterdir())
+    assert main(["report", "--out", ".", "--no-links"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("labflow: error: --out . is not a labflow report folder (it holds .git, dvc.yaml, notes.txt, "
+                   "params.yaml and 1 more): choose an empty or new folder\n")
+    assert _tree(root) == before and sorted(tmp_path.iterdir()) == around  # nothing deleted, nothing left beside
+
+
+def test_report_out_a_folder_with_a_foreign_file_or_a_file_is_refused(tmp_path, monkeypatch, capsys):
+    from labflow.cli import main
+
+    root = _repo(tmp_path, monkeypatch)
+    other = tmp_path / "docs"
+    (other / "lab04").mkdir(parents=True)  # looks like a report, but holds a file of its own
+    (other / "index.html").write_text("my page")
+    (other / "thesis.tex").write_text("months of work")
+    before = _tree(other)
+    assert main(["report", "--out", str(other), "--no-links"]) == 1
+    assert "(it holds index.html, lab04, thesis.tex): choose an empty or new folder" in capsys.readouterr().err
+    assert _tree(other) == before
+    (root / "report").write_text("a file")
+    assert main(["report", "--no-links"]) == 1
+    assert "--out report is not a folder" in capsys.readouterr().err
+    assert (root / "report").read_text() == "a file"
+
+
+def test_a_second_report_replaces_the_first_in_a_new_or_empty_folder(tmp_path, monkeypatch):
+    from labflow.cli import main
+    from labflow.report.build import MARKER
+
+    root = _repo(tmp_path, monkeypatch)
+    (root / "empty").mkdir()
+    for out in ("report", "empty"):
+        assert main(["report", "--out", out, "--no-links"]) == 0
+        assert (root / out / MARKER).is_file() and (root / out / "lab04" / "index.html").is_file()
+        (root / out / "lab99").mkdir()  # a page of a lab that is gone
+        assert main(["report", "--out", out, "--no-links"]) == 0
+        assert not (root / out / "lab99").exists() and (root / out / MARKER).is_file()
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []  # no temp folder left
+
+
+def test_a_report_of_the_old_layout_is_replaced(tmp_path, monkeypatch):
+    from labflow.report.build import MARKER, build_report
+
+    root = _repo(tmp_path, monkeypatch)
+    (root / "report" / "lab04" / "figures").mkdir(parents=True)  # written before the marker existed
+    (root / "report" / "index.html").write_text("old")
+    build_report(root, root / "report", with_links=False)
+    assert (root / "report" / MARKER).is_file() and (root / "report" / "index.html").read_text() != "old"
+
+
+def test_a_failed_build_leaves_the_previous_report_intact(tmp_path, monkeypatch):
+    from labflow.report import build
+
+    root = _repo(tmp_path, monkeypatch)
+    build.build_report(root, root / "report", with_links=False)
+    before = _tree(root / "report")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(build, "_index_html", broken)  # fails after every lab page is written
+    with pytest.raises(RuntimeError, match="disk gone"):
+        build.build_report(root, root / "report", with_links=False)
+    assert _tree(root / "report") == before
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []  # the half-built folder is gone

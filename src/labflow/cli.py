@@ -141,11 +141,15 @@ def cmd_server(args) -> int:
 def cmd_report(args) -> int:
     """Write the offline report (static HTML) from the pipeline's outputs."""
     from labflow import paths
-    from labflow.report.build import build_report
+    from labflow.report.build import ReportFolderError, build_report
 
     root = paths.repo_root()
     out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
-    index = build_report(root, out, ui=args.ui, with_links=not args.no_links)
+    try:
+        index = build_report(root, out, ui=args.ui, with_links=not args.no_links)
+    except ReportFolderError as err:
+        print(f"labflow: error: --out {args.out} {err.reason}", file=sys.stderr)
+        return 1
     print(f"report written: {index} (open it in a browser; it needs no network)")
     return 0
 
@@ -191,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--allowed-hosts", help="Host headers to accept when not on loopback (MLflow's --allowed-hosts)")
     server.set_defaults(func=cmd_server)
     report = sub.add_parser("report", help="write the offline HTML report (report/index.html)")
-    report.add_argument("--out", default="report", help="folder to write (default: report/)")
+    report.add_argument("--out", default="report",
+                        help="folder to write (default: report/); replaced only if new, empty or an earlier report")
     report.add_argument("--ui", default="http://127.0.0.1:5000", help="the MLflow UI address the run links use")
     report.add_argument("--no-links", action="store_true", help="do not read the MLflow store")
     report.set_defaults(func=cmd_report)

@@ -365,15 +365,17 @@ def _zip_image(data: bytes, size: int) -> np.ndarray | None:
 def _horse2zebra_online(files: dict[str, Path], folder: Path) -> dict:
     """horse2zebra.zip's four folders into images.npz: label 0 = horse (A), 1 = zebra (B).
 
-    Read straight from the zip (nothing is extracted, so no member can land outside the folder);
-    macOS resource forks (``__MACOSX/``, ``._*``) are skipped.
+    Read straight from the zip (nothing is extracted), after archive.open_checked_zip has refused
+    links, '..' names and bomb-sized listings; macOS resource forks (``__MACOSX/``, ``._*``) are skipped.
     """
     import zipfile
+
+    from labflow.data.archive import open_checked_zip
 
     parts: dict[tuple[str, int], list[np.ndarray]] = {}
     skipped = []
     try:
-        with zipfile.ZipFile(files[HORSE2ZEBRA.name]) as z:
+        with open_checked_zip(files[HORSE2ZEBRA.name]) as z:
             for info in sorted(z.infolist(), key=lambda i: i.filename):
                 parts_of_name = info.filename.split("/")
                 if (info.is_dir() or len(parts_of_name) != 3 or parts_of_name[0] != "horse2zebra"
@@ -653,10 +655,11 @@ def _fra_eng_online(files: dict[str, Path], folder: Path) -> dict:
     import zipfile
 
     from labflow.data import verses
+    from labflow.data.archive import open_checked_zip
 
     path = files[FRA_ENG.name]
     try:
-        with zipfile.ZipFile(path) as z, z.open(FRA_ENG_MEMBER) as member:
+        with open_checked_zip(path) as z, z.open(FRA_ENG_MEMBER) as member:
             pairs = verses.read_tatoeba(io.TextIOWrapper(member, encoding="utf-8"))
     except KeyError:
         raise DataError(f"{path} has no {FRA_ENG_MEMBER}; the mirror serves a different archive, check "

@@ -9,6 +9,7 @@ process stays light.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
@@ -22,6 +23,8 @@ from pathlib import Path
 CHUNK = 1 << 20
 # HTTP statuses worth another try: the server or a proxy is busy, not wrong.
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+# A full disk or quota: another attempt would only fill it again, so the download stops at once.
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 class DataError(RuntimeError):
@@ -55,11 +58,30 @@ def _fix_hint(dataset: str) -> str:
     )
 
 
+def _write_error(err: OSError, dest: Path, written: int) -> DataError:
+    """The one line for a failed write (the disk, not the network: never retried)."""
+    done = f"{written / 1e6:.1f} MB written"
+    if err.errno in DISK_FULL:
+        return DataError(f"no space left on device while writing {dest} ({done}): free space in {dest.parent} "
+                         "or point LABFLOW_DOWNLOAD_CACHE elsewhere")
+    return DataError(f"could not write {dest} ({done}; {err.strerror or err}): check {dest.parent} "
+                     "or point LABFLOW_DOWNLOAD_CACHE elsewhere")
+
+
+def _write_all(tmp, chunk: bytes) -> None:
+    """Write all of ``chunk`` to the unbuffered ``tmp`` (a raw write may take only part of it)."""
+    view = memoryview(chunk)
+    while view:
+        view = view[tmp.write(view):]
+
+
 def _attempt(url: str, dest: Path, sha256: str, timeout: float, progress: bool, dataset: str) -> None:
     """One try: stream ``url`` into a temp file beside ``dest``, verify, rename."""
     from tqdm import tqdm  # only the download path pays for tqdm's import
 
-    tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
+    # Unbuffered, so a write error surfaces at its write and never later, at close.
+    tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False,
+                                      buffering=0)
     try:
         with tmp:
             try:
@@ -71,7 +93,10 @@ def _attempt(url: str, dest: Path, sha256: str, timeout: float, progress: bool, 
                     with tqdm(total=expected, unit="B", unit_scale=True, desc=dest.name,
                               disable=None if progress else True, leave=False) as bar:
                         while chunk := resp.read(CHUNK):
-                            tmp.write(chunk)
+                            try:  # kept apart from the reads: a disk error is not the network's
+                                _write_all(tmp, chunk)
+                            except OSError as err:
+                                raise _write_error(err, dest, got) from None
                             h.update(chunk)
                             got += len(chunk)
                             bar.update(len(chunk))
@@ -115,7 +140,8 @@ def download(
 
     Network errors, timeouts, HTTP 5xx and truncated bodies are retried
     ``retries`` times with exponential backoff; a 4xx is final; a checksum
-    mismatch is retried once (a corrupting proxy) and then raised. ``dataset``
+    mismatch is retried once (a corrupting proxy) and then raised; a failed
+    write (a full disk) is a DataError at once, never retried. ``dataset``
     only names the params.yaml key in error messages.
     """
     dest = Path(dest)

@@ -6,7 +6,10 @@ Model training mode). It reads; it never trains: a lab that has not run says so 
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,12 +18,87 @@ from labflow.report.collect import LabPage, collect_lab, variant_run_ids
 from labflow.tracking import links
 
 
+MARKER = ".labflow-report"
+"""Written into every report: the folder is labflow's own, so the next report may replace it whole."""
+
+
+class ReportFolderError(Exception):
+    """``--out`` names a folder that is not a report's: nothing is deleted."""
+
+    def __init__(self, out: Path, reason: str):
+        super().__init__(f"{out} {reason}")
+        self.reason = reason
+
+
+def _is_legacy_report(entries: list[Path]) -> bool:
+    """A report written before the marker existed: index.html and labNN folders, nothing else."""
+    names = {p.name for p in entries}
+    return "index.html" in names and all(
+        (p.name == "index.html" and p.is_file()) or (re.fullmatch(r"lab\d\d", p.name) and p.is_dir()) for p in entries)
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse ``out`` unless it is new, an empty folder, or a report (marked, or of the old layout).
+
+    ``--out .`` would otherwise replace the repository, ``--out ~`` the home folder.
+    """
+    if out.is_symlink():  # swapping would replace the link, not the folder it names
+        raise ReportFolderError(out, "is a symbolic link: choose an empty or new folder")
+    if out.exists() and not out.is_dir():
+        raise ReportFolderError(out, "is not a folder: choose an empty or new folder")
+    if not out.exists():
+        return
+    entries = sorted(out.iterdir())
+    if not entries or (out / MARKER).is_file() or _is_legacy_report(entries):
+        return
+    names = [p.name for p in entries]
+    holds = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    raise ReportFolderError(out, f"is not a labflow report folder (it holds {holds}): choose an empty or new folder")
+
+
+def _swap_in(built: Path, out: Path) -> None:
+    """Put the finished ``built`` folder at ``out``, replacing the old report only once the new one is whole."""
+    check_out_folder(out)  # again: the folder may have changed while the report was built
+    if not out.exists():
+        os.rename(built, out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    os.rename(out, old)  # onto the empty folder mkdtemp made
+    try:
+        os.rename(built, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old)
+
+
 def build_report(root: Path, out: Path, *, ui: str = links.DEFAULT_UI, with_links: bool = True) -> Path:
-    """Write ``out/index.html`` and ``out/<lab>/index.html``; return the index path."""
+    """Write ``out/index.html`` and ``out/<lab>/index.html``; return the index path.
+
+    The pages are built in a fresh folder beside ``out`` (same filesystem) and swapped in whole:
+    a failed build leaves the previous report as it was. ``out`` must be new, empty or a report
+    (ReportFolderError otherwise, before any work).
+    """
+    check_out_folder(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+    try:
+        _write_pages(root, built, ui=ui, with_links=with_links)
+        os.chmod(built, 0o755)  # mkdtemp's folder is private; a report is for reading
+        _swap_in(built, out)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    return out / "index.html"
+
+
+def _write_pages(root: Path, out: Path, *, ui: str, with_links: bool) -> None:
+    """Every page, its figures and the marker, into the empty folder ``out``."""
     from labflow.config import load_params
     from labflow.labs import LABS, lab_module
     from labflow.tracking.tags import git_state
 
+    (out / MARKER).write_text("Written by `labflow report`; the next report replaces this folder whole.\n")
     params = load_params(root / "params.yaml")
     pages = []
     for lab_id in LABS:
@@ -28,9 +106,6 @@ def build_report(root: Path, out: Path, *, ui: str = links.DEFAULT_UI, with_link
         pages.append(collect_lab(root, lab_id, title, params.lab(lab_id), seed=params.seed))
     store_note = _add_links(root, pages, params, ui) if with_links else "MLflow links left out (--no-links)."
 
-    if out.exists():
-        shutil.rmtree(out)  # a stale page of a lab that no longer exists must not linger
-    out.mkdir(parents=True)
     git = git_state(root)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = (f"Git commit <code>{html.escape(git['git.commit'])}</code>"
@@ -39,9 +114,7 @@ def build_report(root: Path, out: Path, *, ui: str = links.DEFAULT_UI, with_link
     for page in pages:
         (out / page.lab_id).mkdir()
         (out / page.lab_id / "index.html").write_text(_lab_html(page, out / page.lab_id, meta))
-    index = out / "index.html"
-    index.write_text(_index_html(pages, meta, store_note))
-    return index
+    (out / "index.html").write_text(_index_html(pages, meta, store_note))
 
 
 def _add_links(root: Path, pages: list[LabPage], params, ui: str) -> str:
