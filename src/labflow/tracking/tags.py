@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -50,3 +51,56 @@ def run_tags(*, lab: str, stage: str, params_hash: str, data_hash: str, profile:
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
     return tags
+
+
+# --------------------------------------------------------------------------- which process runs a run
+
+HOST_TAG, PID_TAG, PID_START_TAG = "labflow.host", "labflow.pid", "labflow.pid_start"
+
+
+def process_start(pid: int) -> str | None:
+    """``<boot id>:<start ticks>`` of a live process (Linux /proc), None where unknown or gone.
+
+    A pid is reused once its process is gone; the boot id and the start time in clock ticks
+    after boot tell the process that opened a run from a later one with the same pid.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
+    if fields[0] == "Z":  # a zombie: dead, only not reaped yet
+        return None
+    return f"{boot}:{fields[19]}"  # field 22 of stat: starttime
+
+
+def owner_tags() -> dict[str, str]:
+    """Host and process of the run's owner, so a later ``preflight`` can tell a dead run from a live one."""
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    start = process_start(os.getpid())
+    if start is not None:
+        tags[PID_START_TAG] = start
+    return tags
+
+
+def owner_alive(tags: dict[str, str]) -> bool:
+    """Whether the process a run's owner tags name (on this host) still runs."""
+    try:
+        pid = int(tags[PID_TAG])
+        if pid <= 0:
+            return True
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    except (KeyError, ValueError, OverflowError, OSError):
+        return True  # no usable pid: leave the run alone
+    recorded = tags.get(PID_START_TAG)
+    if not recorded:
+        return True
+    now = process_start(pid)
+    if now is None:  # a zombie, or /proc unreadable: trust /proc only when it answers for us
+        return process_start(os.getpid()) is None
+    return now == recorded
