@@ -65,9 +65,13 @@ def _close_dead_runs(prefix: str) -> None:
     from labflow.tracking.runs import close_dead_runs
 
     closed, elsewhere = close_dead_runs(prefix)
-    if closed or elsewhere:
-        print(f"[labflow] preflight: {closed} MLflow run(s) left RUNNING by a dead process of this host "
-              f"marked KILLED; {elsewhere} RUNNING run(s) of other hosts left alone (not checkable from here)")
+    said = []
+    if closed:
+        said.append(f"{closed} MLflow run(s) left RUNNING by a dead process of this host marked KILLED")
+    if elsewhere:
+        said.append(f"{elsewhere} RUNNING run(s) of other hosts left alone (not checkable from here)")
+    if said:
+        print("[labflow] preflight: " + "; ".join(said))
 
 
 def download(dataset: str) -> None:

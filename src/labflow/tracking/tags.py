@@ -59,20 +59,31 @@ HOST_TAG, PID_TAG, PID_START_TAG = "labflow.host", "labflow.pid", "labflow.pid_s
 
 
 def process_start(pid: int) -> str | None:
-    """``<boot id>:<start ticks>`` of a live process (Linux /proc), None where unknown or gone.
+    """``<boot id>:<pid namespace>:<start ticks>`` of a live process (Linux /proc); None where unknown or gone.
 
-    A pid is reused once its process is gone; the boot id and the start time in clock ticks
-    after boot tell the process that opened a run from a later one with the same pid.
+    A pid is reused once its process is gone: the start time in clock ticks after boot tells
+    the process that opened a run from a later one with the same pid, and the boot id and
+    pid namespace say whether that pid can be looked up here at all.
     """
+    here = _pid_space()
     try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
-    if fields[0] == "Z":  # a zombie: dead, only not reaped yet
+    if here is None or fields[0] == "Z":  # a zombie: dead, only not reaped yet
         return None
-    return f"{boot}:{fields[19]}"  # field 22 of stat: starttime
+    return f"{here}:{fields[19]}"  # field 22 of stat: starttime
+
+
+def _pid_space() -> str | None:
+    """``<boot id>:<pid namespace>``: where a pid means the same process (None without /proc)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")  # pid:[4026531836]
+    except OSError:
+        return None
+    return f"{boot}:{namespace.strip('pid:[]')}"
 
 
 def owner_tags() -> dict[str, str]:
@@ -85,22 +96,35 @@ def owner_tags() -> dict[str, str]:
 
 
 def owner_alive(tags: dict[str, str]) -> bool:
-    """Whether the process a run's owner tags name (on this host) still runs."""
+    """Whether the process that a run's owner tags name (on this host) may still run.
+
+    False only when it is surely gone: no such pid, a zombie, a later process with its pid, or
+    a reboot since. A pid of another pid namespace (a container sharing the host's name)
+    cannot be looked up from here: True.
+    """
     try:
         pid = int(tags[PID_TAG])
-        if pid <= 0:
+    except (KeyError, ValueError):
+        return True
+    recorded = tags.get(PID_START_TAG, "")
+    here = _pid_space()
+    if recorded and here:
+        boot, namespace, _ticks = (recorded.split(":") + ["", ""])[:3]
+        here_boot, here_namespace = here.split(":")
+        if boot != here_boot:
+            return False  # started before this machine's last boot
+        if namespace != here_namespace:
             return True
+    if pid <= 0:
+        return True
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: it exists
         pass
-    except (KeyError, ValueError, OverflowError, OSError):
-        return True  # no usable pid: leave the run alone
-    recorded = tags.get(PID_START_TAG)
-    if not recorded:
+    except (OverflowError, OSError):
         return True
-    now = process_start(pid)
-    if now is None:  # a zombie, or /proc unreadable: trust /proc only when it answers for us
-        return process_start(os.getpid()) is None
-    return now == recorded
+    if not recorded or here is None:
+        return True
+    return process_start(pid) == recorded
