@@ -359,10 +359,20 @@ def close_dead_runs(prefix: str) -> tuple[int, int]:
             continue
         if owner_host != host:
             elsewhere += 1
-        elif not owner_alive(tags):
-            client.set_terminated(run.info.run_id, status="KILLED")
+        elif not owner_alive(tags) and _terminated(client, run.info.run_id):
             closed += 1
     return closed, elsewhere
+
+
+def _terminated(client, run_id: str) -> bool:
+    """End a dead run KILLED; False where the server does not let us (another user's run)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_terminated(run_id, status="KILLED")
+    except MlflowException:
+        return False
+    return True
 
 
 def _all_pages(search, *args, **kwargs) -> list:
