@@ -34,18 +34,44 @@ def _force_progress() -> bool:
 
 
 def preflight() -> None:
-    """Runs before every other stage (dvc.yaml): a bad params.yaml or an unreachable
-    tracking server stops ``dvc repro`` here, before DVC clears any stage's outputs."""
+    """Runs before every other stage (dvc.yaml): a bad params.yaml, a device that is not there or an
+    unreachable tracking server stops ``dvc repro`` here, before DVC clears any stage's outputs.
+    It also closes the MLflow runs that a dead process of this host left RUNNING."""
     from labflow.tracking.dvc_files import write_metrics
 
     params = _params()
+    _check_device(params.device)
     if params.tracking.enabled:
         from labflow.tracking.store import check_tracking, tracking_uri
 
         check_tracking(tracking_uri(), params.tracking.server_timeout_s)
+        _close_dead_runs(params.tracking.experiment_prefix)
     # Constant content: downstream stages depend on this file for ordering only.
     write_metrics(paths.repo_root() / "results" / "preflight.json", {"status": "ok"})
     print(f"[labflow] preflight: params.yaml valid (profile {params.profile}), tracking store reachable")
+
+
+def _check_device(device: str) -> None:
+    """An explicit ``device: cuda``/``mps`` that is not there fails now, not at the first train stage."""
+    if device in ("cuda", "mps"):  # auto and cpu always work, and need no torch import here
+        from labflow.train.setup import device_problem
+
+        problem = device_problem(device)
+        if problem:
+            raise ConfigError(problem)
+
+
+def _close_dead_runs(prefix: str) -> None:
+    from labflow.tracking.runs import close_dead_runs
+
+    closed, elsewhere = close_dead_runs(prefix)
+    said = []
+    if closed:
+        said.append(f"{closed} MLflow run(s) left RUNNING by a dead process of this host marked KILLED")
+    if elsewhere:
+        said.append(f"{elsewhere} RUNNING run(s) of other hosts left alone (not checkable from here)")
+    if said:
+        print("[labflow] preflight: " + "; ".join(said))
 
 
 def download(dataset: str) -> None:
@@ -169,6 +195,7 @@ def main(func: Callable[..., None], argv: list[str], usage: str) -> int:
 
     from labflow import timing
     from labflow.data.download import DataError
+    from labflow.tracking.runs import RunInterrupted
     from labflow.tracking.store import TrackingError
 
     started = time.perf_counter()
@@ -180,6 +207,9 @@ def main(func: Callable[..., None], argv: list[str], usage: str) -> int:
             print(f"usage: {usage}", file=sys.stderr)
             return 2
         raise
+    except RunInterrupted as stop:
+        print(f"labflow: {func.__name__} stopped by {stop.name}; its MLflow run is marked KILLED", file=sys.stderr)
+        return 128 + stop.signum
     except (ConfigError, DataError, TrackingError, KeyError, FileNotFoundError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"labflow: error: {msg}", file=sys.stderr)

@@ -5,8 +5,10 @@ variant logs its own run live (params, per-epoch metrics, model, figures). The
 evaluate stage then opens the comparison's parent run and nests the current
 variant runs under it (``mlflow.parentRunId``), so the newest comparison always
 shows every variant it compares, even those not retrained in this ``dvc repro``.
-A stage that raises ends its run FAILED; one killed outright is marked KILLED
-(or resumed) by the next attempt, so the UI never shows a dead run as RUNNING.
+A stage that raises ends its run FAILED; one stopped by SIGTERM, SIGINT or SIGHUP ends it
+KILLED. Every run is tagged with the host and process that opened it, so a run whose process
+died outright (SIGKILL, power loss) is marked KILLED by the next ``preflight`` on that host (or
+resumed by the next attempt), and the UI never shows a dead run as RUNNING for long.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from labflow.tracking.store import (
     sqlite_path,
     tracking_uri,
 )
+from labflow.tracking.tags import HOST_TAG, owner_alive, owner_tags
 
 
 def _mlflow():
@@ -219,10 +222,15 @@ def open_run(
     resume_run_id: str | None = None,
     stale_run_id: str | None = None,
 ) -> Iterator[Run]:
-    """Start (or resume) a run; end it FINISHED, or FAILED/KILLED if the body raises."""
+    """Start (or resume) a run; end it FINISHED, FAILED if the body raises, KILLED on a signal.
+
+    While the run is open, SIGTERM/SIGINT/SIGHUP raise :class:`RunInterrupted` (see
+    :func:`_interrupt_on_signals`), so the run is ended KILLED instead of left RUNNING.
+    """
     mlflow = _mlflow()
     client = mlflow.MlflowClient()
     exp_id = ensure_experiment(experiment_name(prefix, lab))
+    tags = {**tags, **owner_tags()}
     run_id = None
     if resume_run_id:
         try:
@@ -237,19 +245,164 @@ def open_run(
             if client.get_run(stale_run_id).info.status == "RUNNING":
                 client.set_terminated(stale_run_id, status="KILLED")
     if run_id is None:
-        run_id = client.create_run(exp_id, run_name=run_name, tags=dict(tags)).info.run_id
+        run_id = client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
     else:
         for k, v in tags.items():
             client.set_tag(run_id, k, v)
     status = "FAILED"
     try:
-        yield Run(run_id)
+        with _interrupt_on_signals():
+            yield Run(run_id)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         client.set_terminated(run_id, status=status)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A signal stopped the process while it had a run open (the run is ended KILLED)."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+_ENDING_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
+
+
+@contextlib.contextmanager
+def _interrupt_on_signals() -> Iterator[None]:
+    """Raise :class:`RunInterrupted` on SIGTERM/SIGINT/SIGHUP for the block; restore the old handlers after.
+
+    By default SIGTERM and SIGHUP (CI cancel, ``timeout``, ``kill``, a closed terminal) end a
+    process without unwinding it, so ``open_run``'s ``finally`` would never end the run.
+    Handlers can be set only in the main thread: elsewhere nothing changes. A signal the
+    process ignores stays ignored. A process forked inside the block (a DataLoader worker)
+    keeps the old behaviour: only the process that opened the run raises.
+    """
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+    previous: dict[int, Any] = {}
+
+    def interrupt(signum, frame):
+        if os.getpid() == owner:
+            raise RunInterrupted(signum)
+        _as_before(signum, frame, previous[signum])
+
+    for name in _ENDING_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        old = signal.getsignal(signum)
+        if old is None or old == signal.SIG_IGN:  # set outside Python, or ignored on purpose
+            continue
+        previous[signum] = old
+        signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _as_before(signum: int, frame, old) -> None:
+    """What the process did on ``signum`` before the run opened: call its handler, or die of it."""
+    import os
+    import signal
+
+    if callable(old):
+        old(signum, frame)
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def close_dead_runs(prefix: str) -> tuple[int, int]:
+    """Mark KILLED the RUNNING runs that a process of this host left behind when it died.
+
+    Looks at the experiments ``<prefix>-*`` only, and only at RUNNING runs (a filter the store
+    answers). A run is dead when the host tag is this host and its process is gone (or its pid
+    now belongs to a process started later). Runs of other hosts, or opened before runs were
+    tagged with their owner, are left alone. Returns (runs closed, RUNNING runs of other hosts).
+    """
+    import socket
+
+    uri = tracking_uri()
+    db = sqlite_path(uri)
+    if db is not None and not _sqlite_has_running_runs(db):
+        return 0, 0
+    if is_server(uri):
+        set_http_retry_defaults()
+    client = _mlflow().MlflowClient(tracking_uri=uri)
+    exp_ids = [exp.experiment_id for exp in _all_pages(client.search_experiments)
+               if exp.name.startswith(f"{prefix}-")]
+    if not exp_ids:
+        return 0, 0
+    host = socket.gethostname()
+    closed = elsewhere = 0
+    running = _all_pages(client.search_runs, exp_ids, filter_string="attributes.status = 'RUNNING'")
+    for run in running:
+        tags = run.data.tags
+        owner_host = tags.get(HOST_TAG)
+        if owner_host is None:
+            continue
+        if owner_host != host:
+            elsewhere += 1
+        elif not owner_alive(tags) and _terminated(client, run.info.run_id):
+            closed += 1
+    return closed, elsewhere
+
+
+def _terminated(client, run_id: str) -> bool:
+    """End a dead run KILLED; False where the server does not let us (another user's run)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_terminated(run_id, status="KILLED")
+    except MlflowException:
+        return False
+    return True
+
+
+def _all_pages(search, *args, **kwargs) -> list:
+    found, token = [], None
+    while True:
+        page = search(*args, max_results=1000, page_token=token, **kwargs)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def _sqlite_has_running_runs(db: Path) -> bool:
+    """One SQL read, so ``preflight`` imports MLflow (~2 s) only when some run is RUNNING.
+
+    False for a store not created yet (nothing to close, and nothing is created here); True
+    when the file cannot be read this way (MLflow then answers).
+    """
+    import sqlite3
+
+    if not db.exists() or db.stat().st_size == 0:
+        return False
+    try:
+        con = sqlite3.connect(db, timeout=10)
+        try:
+            return con.execute("SELECT 1 FROM runs WHERE status = 'RUNNING' LIMIT 1").fetchone() is not None
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return True
 
 
 def nest_under(parent_id: str, child_ids: list[str]) -> list[str]:

@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from labflow.config import ConfigError
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so a rerun repeats itself."""
@@ -17,17 +19,32 @@ def seed_everything(seed: int) -> None:
 
 
 def choose_device(preference: str = "auto") -> torch.device:
-    """cuda > mps > cpu for ``auto``; an explicit choice that is unavailable is an error."""
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    """cuda > mps > cpu for ``auto``; an explicit choice that is unavailable is a ConfigError."""
     if preference == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for but no CUDA GPU is visible; set device: auto or cpu in params.yaml")
-    if preference == "mps" and not has_mps:
-        raise RuntimeError("device: mps was asked for but MPS is not available; set device: auto or cpu in params.yaml")
+        return torch.device("mps") if _has_mps() else torch.device("cpu")
+    problem = device_problem(preference)
+    if problem:
+        raise ConfigError(problem)
     return torch.device(preference)
+
+
+def device_problem(preference: str) -> str | None:
+    """Why params.yaml's ``device`` cannot be used here (one line with the fix), or None."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        shown = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+        return (f"params.yaml device: cuda, but no CUDA GPU is visible (torch {torch.__version__}, {build}{shown}): "
+                "set device: auto or cpu")
+    if preference == "mps" and not _has_mps():
+        return f"params.yaml device: mps, but MPS is not available (torch {torch.__version__}): set device: auto or cpu"
+    return None
+
+
+def _has_mps() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def setup_torch(*, seed: int, device: str = "auto", threads: int = 0, deterministic: bool = True) -> torch.device:
