@@ -188,10 +188,10 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    _fsync_dir(path.parent)
 
 
-def fsync_dir(folder: Path) -> None:
+def _fsync_dir(folder: Path) -> None:
     """Flush a folder's entries (a rename just made in it) to disk, where the platform allows."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -202,7 +202,10 @@ def fsync_dir(folder: Path) -> None:
 
 
 class UnsafeFileError(DataError):
-    """A model or checkpoint file holds more than tensors and plain values: refused, never unpickled."""
+    """A model or checkpoint file holds more than tensors and plain values: refused, never unpickled.
+    ``what`` says what the file asked for."""
+
+    what = "it needs a full unpickle"
 
 
 def load_weights(path: Path, map_location: Any = "cpu") -> Any:
@@ -217,10 +220,12 @@ def load_weights(path: Path, map_location: Any = "cpu") -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UnsafeFileError(
-            f"{path} is not a plain weights file ({_refused_what(err)}); labflow loads only tensors and plain "
-            "values and ran nothing from it: delete it and rerun the stage that writes it, or pull a copy you trust"
-        ) from None
+        what = _refused_what(err)
+        refused = UnsafeFileError(
+            f"{path} is not a plain weights file ({what}); labflow loads only tensors and plain values and "
+            "ran nothing from it: delete it and rerun the stage that writes it, or pull a copy you trust")
+        refused.what = what
+        raise refused from None
 
 
 def _refused_what(err: Exception) -> str:
@@ -286,10 +291,13 @@ class Checkpoint(Callback):
         try:
             ckpt = load_weights(self.path)
         except UnsafeFileError as err:
-            return None, f"[labflow] ignoring checkpoint {err}; starting fresh"
+            return None, (f"[labflow] ignoring checkpoint {self.path}: not a plain weights file ({err.what}), "
+                          "so nothing in it ran; starting fresh")
         except Exception as err:  # a corrupt checkpoint must not block training
             return None, f"[labflow] ignoring unreadable checkpoint {self.path}: {_first_line(err)}"
-        if not isinstance(ckpt, dict) or ckpt.get("complete"):
+        if not isinstance(ckpt, dict):
+            return None, f"[labflow] ignoring {self.path}: not a labflow checkpoint; starting fresh"
+        if ckpt.get("complete"):
             return None, None  # a finished run's checkpoint: a rerun trains afresh
         if ckpt.get("fingerprint") != self.fingerprint:
             return None, f"[labflow] checkpoint {self.path} was made with other params/data/code; starting fresh"
