@@ -113,6 +113,36 @@ def test_dvc_files_round_trip(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_atomic_write_text_fsyncs_the_file_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(dvc_files.os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(dvc_files.os, "replace", lambda a, b: (calls.append(("replace", None)), real_replace(a, b))[1])
+    dvc_files.write_metrics(tmp_path / "m.json", {"acc": 0.5})
+    assert calls == [("fsync", False), ("replace", None), ("fsync", True)]  # data, rename, folder entry
+    assert dvc_files.read_metrics(tmp_path / "m.json") == {"acc": 0.5}
+
+
+@pytest.mark.parametrize("failing", ["write", "replace"])
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, failing):
+    path = tmp_path / "m.json"
+    dvc_files.write_metrics(path, {"acc": 0.5})
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    if failing == "write":
+        monkeypatch.setattr(dvc_files.os, "fsync", boom)  # the data did not reach the disk
+    else:
+        monkeypatch.setattr(dvc_files.os, "replace", boom)
+    with pytest.raises(OSError, match="No space"):
+        dvc_files.write_metrics(path, {"acc": 0.9})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+    assert dvc_files.read_metrics(path) == {"acc": 0.5}
+
+
 class _State:
     """The part of labflow.train.loop.FitState the epoch logger reads."""
 

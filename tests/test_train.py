@@ -278,3 +278,171 @@ def test_optimizers_refuse_a_checkpoint_of_other_optimizers():
     gan, opts, _, _ = make_gan_run()
     with pytest.raises(ValueError, match="holds optimizers"):
         opts.load_state_dict({"g": opts["g"].state_dict()})
+
+
+# --------------------------------------------------------------------------- safe checkpoints (issue 16)
+
+
+class _Payload:
+    """A pickle that runs a shell command when unpickled: what a planted checkpoint could hold."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_holding_a_pickle_payload_is_refused_and_training_starts_fresh(tmp_path, capsys):
+    marker = tmp_path / "payload_ran"
+    ckpt = tmp_path / "last.pt"
+    torch.save({"fingerprint": "fp", "complete": False, "model": _Payload(marker)}, ckpt)
+    model, opt, batches, loss_fn, evaluate = make_run()
+    result = fit(model, opt, batches, loss_fn, epochs=1, evaluate=evaluate, callbacks=[Checkpoint(ckpt, "fp")], progress=False)
+    assert not marker.exists()
+    assert result.resumed_from is None and result.epochs_run == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if "[labflow]" in line]
+    assert len(lines) == 1 and "posix.system" in lines[0] and "starting fresh" in lines[0], lines
+
+
+def test_a_checkpoint_loads_weights_only_and_resumes_bit_identical(tmp_path):
+    """numpy values in the history (an sklearn metric), early-stopping memory and every RNG
+    (numpy's state is a tuple with an array) are saved as tensors and plain values."""
+    import numpy as np
+
+    def numpy_evaluate(evaluate):
+        return lambda m: {k: np.float64(v) for k, v in evaluate(m).items()}
+
+    epochs = 4
+    model, opt, batches, loss_fn, evaluate = make_run()
+    reference = fit(model, opt, batches, loss_fn, epochs=epochs, evaluate=numpy_evaluate(evaluate),
+                    callbacks=[EarlyStopping(patience=10)], progress=False)
+    reference_weights = {k: v.clone() for k, v in model.state_dict().items()}
+    ckpt = tmp_path / "last.pt"
+    model, opt, batches, loss_fn, evaluate = make_run()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(model, opt, batches, loss_fn, epochs=epochs, evaluate=numpy_evaluate(evaluate),
+            callbacks=[EarlyStopping(patience=10), Crash(3), Checkpoint(ckpt, "fp")], progress=False)
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["epoch"] == 2 and saved["callbacks"]["early_stopping"]["best_weights"]
+
+    torch.manual_seed(999)
+    np.random.seed(7)
+    model, opt, batches, loss_fn, evaluate = make_run()
+    resumed = fit(model, opt, batches, loss_fn, epochs=epochs, evaluate=numpy_evaluate(evaluate),
+                  callbacks=[EarlyStopping(patience=10), Checkpoint(ckpt, "fp")], progress=False)
+    assert resumed.resumed_from == 2
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(reference.history)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reference_weights[key]), key
+
+
+def test_every_rng_comes_back_from_a_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    from labflow.train.callbacks import _get_rng_state, _set_rng_state, atomic_torch_save
+
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    np.random.standard_normal()  # numpy now holds a cached gaussian
+    atomic_torch_save(_get_rng_state(), tmp_path / "rng.pt")
+    expected = (torch.rand(3), np.random.standard_normal(3), [random.random() for _ in range(3)])
+    _set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.standard_normal(3), expected[1])
+    assert [random.random() for _ in range(3)] == expected[2]
+
+
+def test_a_checkpoint_of_other_shapes_starts_fresh_with_one_line(tmp_path, capsys):
+    ckpt = tmp_path / "last.pt"
+    model, opt, batches, loss_fn, evaluate = make_run()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(model, opt, batches, loss_fn, epochs=3, evaluate=evaluate, callbacks=[Crash(2), Checkpoint(ckpt, "fp")], progress=False)
+    capsys.readouterr()
+    seed_everything(0)
+    model = seeded(lambda: mlp(8, [32], 2, dropout=0.2), 0)  # the model code changed: 32 hidden units
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    checkpoint = Checkpoint(ckpt, "fp")
+    assert not checkpoint.resumable(model, opt)  # what train_variant asks before resuming the MLflow run
+    result = fit(model, opt, batches, loss_fn, epochs=1, evaluate=evaluate, callbacks=[checkpoint], progress=False)
+    assert result.resumed_from is None and result.epochs_run == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if "[labflow]" in line]
+    assert len(lines) == 1 and "does not fit the model" in lines[0] and "starting fresh" in lines[0], lines
+    assert "(16, 8) there, (32, 8) here" in lines[0]
+    assert any(not torch.equal(v, fresh[k]) for k, v in model.state_dict().items())  # it trained
+
+
+def test_a_resume_that_fails_half_way_is_undone(tmp_path, capsys):
+    """A checkpoint that passes the key/shape checks but still fails to load (here: a callback's
+    state) leaves the model as it was, and training starts fresh."""
+
+    class Picky(Callback):
+        name = "picky"
+
+        def state_dict(self):
+            return {"ok": True}
+
+        def load_state_dict(self, state):
+            if "ok" not in state:
+                raise KeyError("ok")
+
+    ckpt = tmp_path / "last.pt"
+    model, opt, batches, loss_fn, evaluate = make_run()
+    with pytest.raises(RuntimeError):
+        fit(model, opt, batches, loss_fn, epochs=3, evaluate=evaluate, callbacks=[Crash(2), Checkpoint(ckpt, "fp")], progress=False)
+    saved = torch.load(ckpt, weights_only=True)
+    saved["callbacks"]["picky"] = {}
+    torch.save(saved, ckpt)
+    model, opt, batches, loss_fn, evaluate = make_run()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    checkpoint = Checkpoint(ckpt, "fp")
+    state = type("S", (), {})()
+    state.model, state.optimizer, state.batches, state.callbacks = model, opt, batches, [Picky(), checkpoint]
+    state.epoch = 0
+    checkpoint.on_fit_start(state)
+    assert state.epoch == 0
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert "does not fit the model" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- atomic writes (issue 16)
+
+
+def test_atomic_torch_save_fsyncs_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    from labflow.train import callbacks
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(callbacks.os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(callbacks.os, "replace", lambda a, b: (calls.append(("replace", None)), real_replace(a, b))[1])
+    callbacks.atomic_torch_save({"w": torch.ones(2)}, tmp_path / "m.pt")
+    assert calls[:2] == [("fsync", False), ("replace", None)]  # the file's data, then the rename
+    assert calls[2:] == [("fsync", True)]  # then the folder entry
+    assert torch.equal(torch.load(tmp_path / "m.pt", weights_only=True)["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("failing", ["save", "replace"])
+def test_a_failed_atomic_torch_save_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, failing):
+    from labflow.train import callbacks
+
+    path = tmp_path / "m.pt"
+    callbacks.atomic_torch_save({"w": torch.zeros(2)}, path)
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    if failing == "save":
+        monkeypatch.setattr(callbacks.torch, "save", boom)
+    else:
+        monkeypatch.setattr(callbacks.os, "replace", boom)
+    with pytest.raises(OSError, match="No space"):
+        callbacks.atomic_torch_save({"w": torch.ones(2)}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.zeros(2))

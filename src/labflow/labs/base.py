@@ -9,6 +9,7 @@ plots files, and the parent run that nests the variants of one comparison.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,10 @@ class LabContext:
 
         return manifest_hash(self.processed_dir)
 
+    @cached_property
+    def code_hash(self) -> str:
+        return code_hash(self.lab_id)
+
     def tags(self, stage: str, variant: str | None = None) -> dict[str, str]:
         return run_tags(
             lab=self.lab_id,
@@ -112,6 +117,48 @@ class LabContext:
                 f"{self.lab_id} has no variant '{variant}'; params.yaml lists: {', '.join(variants)}"
             )
         return variants[variant]
+
+
+def code_hash(lab_id: str, root: Path | None = None) -> str:
+    """sha256 of the code the lab's train stage runs, for the checkpoint fingerprint.
+
+    Without it a resume after an edit of the model code either crashes in
+    ``load_state_dict`` or silently continues weights the old code made. The files are the
+    code deps (under ``src/`` or ``stages/``; a folder means every ``*.py`` in it) of the
+    ``<lab>_train`` stage in ``root``'s dvc.yaml: what makes DVC rerun the stage. Without
+    dvc.yaml or that stage (a test's bare folder), every ``*.py`` of the installed labflow
+    package. Each file counts with its path and bytes; it takes a few milliseconds.
+    """
+    root = paths.repo_root() if root is None else root
+    files = _train_stage_code_files(root, lab_id)
+    if files is None:
+        package = Path(__file__).resolve().parents[1]
+        root, files = package.parent, sorted(package.rglob("*.py"))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes() if file.is_file() else b"(missing)")
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _train_stage_code_files(root: Path, lab_id: str) -> list[Path] | None:
+    """The code files (sorted) among the deps of ``<lab_id>_train`` in ``root``/dvc.yaml; None without one."""
+    import yaml
+
+    try:
+        text = (root / "dvc.yaml").read_text()
+        stages = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)).get("stages") or {}
+        deps = stages[f"{lab_id}_train"].get("deps") or []
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError):
+        return None
+    files: set[Path] = set()
+    for dep in deps:
+        if not isinstance(dep, str) or not dep.startswith(("src/", "stages/")):
+            continue
+        path = root / dep
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+    return sorted(files)
 
 
 def small_model_threads(ctx: LabContext) -> None:
@@ -205,13 +252,13 @@ def train_variant(
     """
     from labflow.plots import figures as figs
 
-    fingerprint = f"{ctx.params_hash(variant)}-{ctx.data_hash}"
+    fingerprint = f"{ctx.params_hash(variant)}-{ctx.data_hash}-{ctx.code_hash}"
     ckpt_dir = ctx.checkpoint_dir(variant)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     run_file = ckpt_dir / "run.json"
-    prior = json.loads(run_file.read_text()) if run_file.exists() else {}
+    prior = _read_run_file(run_file)
     checkpoint = Checkpoint(ckpt_dir / "last.pt", fingerprint)
-    resumable = _resumable(checkpoint)
+    resumable = _resumable(checkpoint, model, optimizer)
     # The primary seed's run keeps the variant's name; the others say their seed.
     run_name = variant if ctx.seed == ctx.params.seed else f"{variant} seed {ctx.seed}"
     with _run(
@@ -222,7 +269,7 @@ def train_variant(
         stale_run_id=prior.get("run_id"),
     ) as run:
         if run.run_id:
-            run_file.write_text(json.dumps({"run_id": run.run_id, "fingerprint": fingerprint}) + "\n")
+            dvc_files.write_metrics(run_file, {"run_id": run.run_id, "fingerprint": fingerprint})
         run.log_params(
             {"profile": ctx.params.profile, "seed": ctx.seed, "variant": variant, **(run_params or {})}
         )
@@ -286,20 +333,35 @@ def _learning_curves(history: list[dict], variant: str):
     return figs.curves(losses, xlabel="epoch", ylabel="loss", title=f"{variant}: losses per epoch")
 
 
-def _resumable(checkpoint: Checkpoint) -> bool:
-    if not checkpoint.path.exists():
-        return False
+def _read_run_file(path: Path) -> dict:
+    """The MLflow run a checkpoint belongs to (``run.json`` beside it); {} when there is none or it
+    is unreadable (a kill mid-write, by a version that wrote it in place), with one line saying so."""
+    if not path.exists():
+        return {}
     try:
-        ckpt = torch.load(checkpoint.path, map_location="cpu", weights_only=False)
-    except Exception:
-        return False
-    return not ckpt.get("complete") and ckpt.get("fingerprint") == checkpoint.fingerprint
+        prior = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        problem = f"unreadable ({err})"
+    else:
+        if isinstance(prior, dict):
+            return prior
+        problem = "not a JSON object"
+    if distributed.is_main():
+        print(f"[labflow] ignoring {path}: {problem}; its MLflow run will not be resumed")
+    return {}
+
+
+def _resumable(checkpoint: Checkpoint, model: nn.Module, optimizer) -> bool:
+    """Whether fit will resume from ``checkpoint`` (the same checks it makes), so the MLflow run it
+    names is resumed only then."""
+    return checkpoint.resumable(model, optimizer)
 
 
 def _save_model(path: Path, model: nn.Module, info: Mapping) -> None:
-    from labflow.train.callbacks import atomic_torch_save
+    """``{"state_dict", "info"}``, with ``info`` as plain values: readers load it with weights_only=True."""
+    from labflow.train.callbacks import atomic_torch_save, plain
 
-    atomic_torch_save({"state_dict": model.state_dict(), "info": dict(info)}, path)
+    atomic_torch_save({"state_dict": model.state_dict(), "info": plain(dict(info))}, path)
 
 
 # --------------------------------------------------------------------------- the comparison

@@ -35,6 +35,7 @@ from labflow.labs.tables import prepare_table_classification
 from labflow.labs.tensors import load_processed
 from labflow.models import mlp, seeded
 from labflow.train import TensorBatches
+from labflow.train.callbacks import load_weights
 
 LAB_ID = "lab05"
 TITLE = "Regularisation: none, L1, L2 (weight decay), dropout"
@@ -111,7 +112,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def _weights(ctx: base.LabContext, variant: str) -> np.ndarray:
-    state = torch.load(ctx.model_dir(variant) / "model.pt", map_location="cpu", weights_only=False)["state_dict"]
+    state = load_weights(ctx.model_dir(variant) / "model.pt")["state_dict"]
     return np.concatenate([w.flatten().numpy() for k, w in state.items() if k.endswith("weight")])
 
 

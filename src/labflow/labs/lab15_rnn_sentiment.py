@@ -28,6 +28,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from labflow.labs import base, reviews
 from labflow.labs.tensors import load_processed
 from labflow.models import count_parameters, seeded
+from labflow.train.callbacks import load_weights
 
 LAB_ID = "lab15"
 TITLE = "LSTM vs GRU sentence sentiment (packed sequences)"
@@ -108,7 +109,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def load_model(path, device="cpu") -> RNNClassifier:
-    saved = torch.load(path, map_location=device, weights_only=False)
+    saved = load_weights(path, map_location=device)
     model = model_from_info(saved["info"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()

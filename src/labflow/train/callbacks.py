@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import pickle
 import random
+import re
 import tempfile
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from labflow.data.download import DataError
 from labflow.train import distributed
 
 
@@ -163,16 +170,97 @@ class LossTrace(Callback):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    """Write to a temporary file in the same folder, flush it to disk, then rename.
+
+    A crash never leaves half a file: the fsync before the rename makes sure the new name
+    never points at data the disk has not got yet (a power cut after a bare rename can leave
+    an empty file), and the temporary file goes away on any error.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (a rename just made in it) to disk, where the platform allows."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class UnsafeFileError(DataError):
+    """A model or checkpoint file holds more than tensors and plain values: refused, never unpickled.
+    ``what`` says what the file asked for."""
+
+    what = "it needs a full unpickle"
+
+
+def load_weights(path: Path, map_location: Any = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``: model files and checkpoints come through the DVC
+    remote from teammates, and a full unpickle runs whatever code the file names.
+
+    Raises :class:`UnsafeFileError` (one line: the file, what it asked for, the fix) for a file
+    that needs more than tensors and plain Python values; nothing in it runs.
+    """
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        what = _refused_what(err)
+        refused = UnsafeFileError(
+            f"{path} is not a plain weights file ({what}); labflow loads only tensors and plain values and "
+            "ran nothing from it: delete it and rerun the stage that writes it, or pull a copy you trust")
+        refused.what = what
+        raise refused from None
+
+
+def _refused_what(err: Exception) -> str:
+    """The part of torch's long weights-only refusal that says what the file asked for."""
+    text = str(err)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if found:
+        return f"it asks for {found.group(1)}"
+    found = re.search(r"Unsupported operand (\d+)", text)
+    if found:
+        return f"it holds pickle opcode {found.group(1)}, which weights-only loading refuses"
+    return text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and numpy arrays as tensors, so that
+    :func:`load_weights` reads it back (``weights_only=True`` refuses numpy objects).
+
+    A container that needs no change is returned as it is (a state dict keeps its ``_metadata``).
+    """
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping) and not isinstance(value, torch.Tensor):
+        items = {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (dict, OrderedDict)) and all(items[k] is v for k, v in value.items()):
+            return value
+        return OrderedDict(items) if isinstance(value, OrderedDict) else items
+    if isinstance(value, (list, tuple)):
+        items = [plain(v) for v in value]
+        if all(a is b for a, b in zip(items, value)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    return value
 
 
 class Checkpoint(Callback):
@@ -180,9 +268,11 @@ class Checkpoint(Callback):
 
     The checkpoint holds the model, the optimizer (every one of an ``Optimizers``),
     batch-order generator, every RNG and the other callbacks' state, so a resumed run ends bit-identical to an uninterrupted one
-    on CPU. ``fingerprint`` (a hash of the params and data) must match, so a checkpoint
-    left by other settings is ignored instead of silently continued. Under torchrun rank 0
-    writes it (with every rank's RNG state) and every rank resumes from it.
+    on CPU. ``fingerprint`` (a hash of the params, data and code) must match, so a checkpoint
+    left by other settings is ignored instead of silently continued; one that does not fit
+    the model (other keys or shapes) or that holds more than tensors and plain values is
+    ignored too, with one line saying why. Under torchrun rank 0 writes it (with every
+    rank's RNG state) and every rank resumes from it.
     """
 
     name = "checkpoint"
@@ -193,25 +283,58 @@ class Checkpoint(Callback):
         self.fingerprint = fingerprint
         self.every = max(1, every)
 
-    def on_fit_start(self, state) -> None:
+    def resume_state(self, model: torch.nn.Module, optimizer) -> tuple[dict | None, str | None]:
+        """(the checkpoint to resume from, None), or (None, why not: a line to print, or None
+        when there is nothing to say: no file, or a finished run's file)."""
         if not self.path.exists():
-            return
+            return None, None
         try:
-            ckpt = torch.load(self.path, map_location="cpu", weights_only=False)
+            ckpt = load_weights(self.path)
+        except UnsafeFileError as err:
+            return None, (f"[labflow] ignoring checkpoint {self.path}: not a plain weights file ({err.what}), "
+                          "so nothing in it ran; starting fresh")
         except Exception as err:  # a corrupt checkpoint must not block training
-            print(f"[labflow] ignoring unreadable checkpoint {self.path}: {err}")
-            return
+            return None, f"[labflow] ignoring unreadable checkpoint {self.path}: {_first_line(err)}"
+        if not isinstance(ckpt, dict):
+            return None, f"[labflow] ignoring {self.path}: not a labflow checkpoint; starting fresh"
         if ckpt.get("complete"):
-            return  # a finished run's checkpoint: a rerun trains afresh
+            return None, None  # a finished run's checkpoint: a rerun trains afresh
         if ckpt.get("fingerprint") != self.fingerprint:
-            print(f"[labflow] checkpoint {self.path} was made with other params/data; starting fresh")
+            return None, f"[labflow] checkpoint {self.path} was made with other params/data/code; starting fresh"
+        misfit = _state_misfit(model.state_dict(), ckpt.get("model")) or _optimizer_misfit(
+            optimizer.state_dict(), ckpt.get("optimizer"))
+        if misfit:
+            return None, f"[labflow] checkpoint {self.path} does not fit the model ({misfit}); starting fresh"
+        return ckpt, None
+
+    def resumable(self, model: torch.nn.Module, optimizer) -> bool:
+        """Whether :meth:`on_fit_start` will resume (so the caller can resume the run's MLflow run too)."""
+        return self.resume_state(model, optimizer)[0] is not None
+
+    def on_fit_start(self, state) -> None:
+        ckpt, why_not = self.resume_state(state.model, state.optimizer)
+        if ckpt is None:
+            if why_not and distributed.is_main():
+                print(why_not)
             return
-        state.model.load_state_dict(ckpt["model"])
-        state.optimizer.load_state_dict(ckpt["optimizer"])
-        state.batches.load_state_dict(ckpt["batches"])
+        before = _snapshot(state, self)
+        try:
+            self._load(state, ckpt)
+        except Exception as err:  # passed the checks above, yet does not load: train afresh
+            _restore(state, self, before)
+            if distributed.is_main():
+                print(f"[labflow] checkpoint {self.path} does not fit the model ({_first_line(err)}); starting fresh")
+            return
         state.epoch, state.updates, state.seconds = ckpt["epoch"], ckpt["updates"], ckpt["seconds"]
         state.history = list(ckpt["history"])
         state.resumed_from = ckpt["epoch"]
+        if distributed.is_main():
+            print(f"[labflow] resumed from {self.path} after epoch {state.epoch}")
+
+    def _load(self, state, ckpt: dict) -> None:
+        state.model.load_state_dict(ckpt["model"])
+        state.optimizer.load_state_dict(ckpt["optimizer"])
+        state.batches.load_state_dict(ckpt["batches"])
         for cb in state.callbacks:
             if cb is not self and cb.name in ckpt["callbacks"]:
                 cb.load_state_dict(ckpt["callbacks"][cb.name])
@@ -220,8 +343,6 @@ class Checkpoint(Callback):
             _set_rng_state(per_rank[distributed.rank()])  # each rank's own dropout/augmentation stream
         else:
             _set_rng_state(ckpt["rng"])
-        if distributed.is_main():
-            print(f"[labflow] resumed from {self.path} after epoch {state.epoch}")
 
     def on_epoch_end(self, state) -> None:
         if state.epoch % self.every and state.epoch != state.epochs and not state.stop:
@@ -238,7 +359,7 @@ class Checkpoint(Callback):
             if not distributed.is_main():
                 return
             extra["rng_per_rank"] = per_rank
-        atomic_torch_save(
+        atomic_torch_save(plain(
             {
                 "fingerprint": self.fingerprint,
                 "complete": state.epoch >= state.epochs or state.stop,
@@ -252,13 +373,80 @@ class Checkpoint(Callback):
                 "callbacks": {cb.name: cb.state_dict() for cb in state.callbacks if cb is not self},
                 "rng": _get_rng_state(),
                 **extra,
-            },
+            }),
             self.path,
         )
 
 
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+def _state_misfit(ours: Mapping, theirs: Any) -> str | None:
+    """Why a saved model state dict does not load into a model with state dict ``ours`` (keys, shapes)."""
+    if not isinstance(theirs, Mapping):
+        return "it holds no model weights"
+    missing, unexpected = [k for k in ours if k not in theirs], [k for k in theirs if k not in ours]
+    if missing or unexpected:
+        return "; ".join(part for part in (
+            f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "",
+            f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "",
+        ) if part)
+    for key, value in ours.items():
+        saved = theirs[key]
+        if isinstance(value, torch.Tensor) and isinstance(saved, torch.Tensor) and saved.shape != value.shape:
+            return f"{key} is {tuple(saved.shape)} there, {tuple(value.shape)} here"
+    return None
+
+
+def _optimizer_misfit(ours: Mapping, theirs: Any) -> str | None:
+    """What ``Optimizer.load_state_dict`` would refuse: other optimizers, groups or group sizes."""
+    if not isinstance(theirs, Mapping):
+        return "it holds no optimizer state"
+    if "param_groups" not in ours:  # an Optimizers: name -> optimizer state dict
+        if set(theirs) != set(ours):
+            return f"optimizers {sorted(theirs)} there, {sorted(ours)} here"
+        return next((m for m in (_optimizer_misfit(ours[k], theirs[k]) for k in ours) if m), None)
+    groups = theirs.get("param_groups")
+    if not isinstance(groups, list):
+        return "its optimizer state has no parameter groups"
+    sizes = [len(g["params"]) for g in ours["param_groups"]]
+    saved = [len(g.get("params", ())) for g in groups]
+    return None if saved == sizes else f"optimizer parameter groups of {saved} parameters there, {sizes} here"
+
+
+def _snapshot(state, checkpoint: Checkpoint) -> dict:
+    """What resuming changes, copied, so a resume that fails half-way can be undone."""
+    return copy.deepcopy({
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "batches": state.batches.state_dict(),
+        "callbacks": {cb.name: cb.state_dict() for cb in state.callbacks if cb is not checkpoint},
+        "rng": _get_rng_state(),
+    })
+
+
+def _restore(state, checkpoint: Checkpoint, before: dict) -> None:
+    state.model.load_state_dict(before["model"])
+    state.optimizer.load_state_dict(before["optimizer"])
+    state.batches.load_state_dict(before["batches"])
+    for cb in state.callbacks:
+        if cb is not checkpoint:
+            cb.load_state_dict(before["callbacks"][cb.name])
+    _set_rng_state(before["rng"])
+
+
 def _get_rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state as tensors and plain values (weights-only loadable, unlike numpy's tuple)."""
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "python": [version, list(internal), gauss_next],
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -266,7 +454,9 @@ def _get_rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
