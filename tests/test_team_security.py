@@ -81,6 +81,13 @@ def test_with_auth_the_served_artifacts_are_not_world_readable(tmp_path, monkeyp
     assert fresh.artifacts.stat().st_mode & 0o777 == 0o700
 
 
+def test_behind_a_tls_proxy_the_given_allowed_hosts_reach_mlflow_on_loopback(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABFLOW_SERVER_ADMIN_PASSWORD", AUTH_ENV["LABFLOW_SERVER_ADMIN_PASSWORD"])
+    p = plan(data=tmp_path, db_uri="postgresql://x@h/db", host="127.0.0.1", port=5000, auth=True,
+             allowed_hosts="tracking.example.org")
+    assert p.command[p.command.index("--allowed-hosts") + 1] == "tracking.example.org"
+
+
 def test_hide_password_keeps_user_host_and_query():
     assert hide_password(f"postgresql://mlflow:{SECRET}@db:5432/mlflow?sslmode=require") == \
         "postgresql://mlflow:***@db:5432/mlflow?sslmode=require"

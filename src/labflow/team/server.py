@@ -89,7 +89,7 @@ def plan(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
     command = [sys.executable, "-m", "mlflow", "server",
                "--serve-artifacts", "--artifacts-destination", str(artifacts),
                "--host", host, "--port", str(port), "--workers", "2"]
-    if not is_loopback(host):
+    if allowed_hosts or not is_loopback(host):  # given: also on loopback, behind a TLS reverse proxy
         command += ["--allowed-hosts", allowed_hosts or f"{host},{host}:{port},localhost,localhost:{port}"]
     if auth:
         password = os.environ.get(ADMIN_PASSWORD_ENV, "")
