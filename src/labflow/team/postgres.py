@@ -185,8 +185,8 @@ class PrivatePostgres:
 
     def _lock_down_legacy(self) -> None:
         """Migrate an old trust/TCP cluster in place: stop it, restart it without TCP (so only this
-        folder's owner can reach it while it still trusts), set the passwords, hand MLflow's tables
-        to the app role, then require passwords."""
+        folder's owner can reach it while it still trusts), set the superuser's password, then
+        require passwords; `init` then hands MLflow's tables to the app role."""
         self.stop()
         os.chmod(self.folder, 0o700)
         private_secret(self.superuser_password_file)
