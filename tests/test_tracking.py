@@ -14,7 +14,7 @@ from labflow.tracking.tags import run_tags, stable_hash
 
 
 def test_default_store_is_sqlite_in_the_store_root(mlflow_store):
-    assert tracking_uri() == f"sqlite:///{mlflow_store / 'mlflow.db'}?timeout=60"
+    assert tracking_uri() == f"sqlite:///{mlflow_store / 'mlflow.db'}?timeout=20"
 
 
 def test_store_root_climbs_out_of_dvc_experiment_copies(monkeypatch, tmp_path):
@@ -219,3 +219,50 @@ def test_concurrent_first_runs_create_one_sqlite_store(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(errors)[-3000:]
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("t-lab99").experiment_id])) == 3
+
+
+def _journal_mode(db) -> str:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_store_made_by_plain_mlflow_is_in_wal_mode_once_a_stage_connects(mlflow_store):
+    """`labflow ui` (plain `mlflow server`) made the store first: labflow's stages still get WAL."""
+    db = mlflow_store / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments(max_results=1)
+    assert _journal_mode(db) == "delete"  # what MLflow leaves
+    runs.connect()
+    assert _journal_mode(db) == "wal"
+
+
+def test_a_store_another_stage_made_while_we_waited_for_the_lock_is_not_made_again(mlflow_store, monkeypatch):
+    db = mlflow_store / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments(max_results=1)
+    looks = iter([True])  # the first look (before the lock) still saw no store
+    real = runs._is_new_store
+    monkeypatch.setattr(runs, "_is_new_store", lambda path: next(looks, None) or real(path))
+    monkeypatch.setattr(runs, "_mlflow", lambda: pytest.fail("the store was made again"))
+    runs._create_sqlite_store_once(db, tracking_uri())
+    assert _journal_mode(db) == "wal"
+
+
+def test_the_busy_timeout_on_mlflows_own_sessions_is_what_the_readme_says(mlflow_store):
+    from pathlib import Path
+
+    import sqlalchemy
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    from labflow.tracking.store import SQLITE_BUSY_TIMEOUT_S
+
+    runs.connect()
+    store = _get_store()
+    with store.ManagedSessionMaker() as session:  # a session as MLflow opens them to log
+        in_effect_ms = session.execute(sqlalchemy.text("PRAGMA busy_timeout")).scalar()
+    assert in_effect_ms == SQLITE_BUSY_TIMEOUT_S * 1000
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"{SQLITE_BUSY_TIMEOUT_S} s busy timeout" in readme

@@ -77,12 +77,18 @@ def lab_addresses(ui: str) -> list[tuple[str, str]]:
 
 
 def cmd_ui(args) -> int:
-    """Start the MLflow UI on the pipeline's own store, bound to loopback by default.
+    """Start the MLflow UI on the pipeline's own store, bound to loopback only.
 
     It prints each lab's address first: MLflow 3 opens on its GenAI pages, and these
-    open the lab's runs table in Model training mode instead."""
-    from labflow.tracking.store import artifact_root, tracking_uri
+    open the lab's runs table in Model training mode instead. The UI has no login, so it
+    never listens beyond loopback (a team uses `labflow server --auth`)."""
+    from labflow.tracking.store import artifact_root, hide_password, is_loopback, tracking_uri
 
+    if not args.links_only and not is_loopback(args.host):
+        print(f"labflow: error: refusing to serve the MLflow UI on {args.host}: it has no login, so anyone who can "
+              "reach it could read and delete every run. Keep the default 127.0.0.1 (from elsewhere: "
+              "`ssh -L 5000:127.0.0.1:5000 host`), or run `labflow server --auth` for a team.", file=sys.stderr)
+        return 1
     ui = f"http://{args.host}:{args.port}"
     addresses = lab_addresses(ui)
     if addresses:
@@ -94,14 +100,14 @@ def cmd_ui(args) -> int:
     if args.links_only:
         return 0
     uri = tracking_uri()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    # the store URI may hold a password: through the environment, never on argv (`ps`) or the screen
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_BACKEND_STORE_URI=uri)
     cmd = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", uri,
         "--default-artifact-root", artifact_root(),
         "--host", args.host, "--port", str(args.port), "--workers", "1",
     ]
-    print(f"MLflow UI on {ui} (store: {uri}); Ctrl+C stops it", flush=True)
+    print(f"MLflow UI on {ui} (store: {hide_password(uri)}); Ctrl+C stops it", flush=True)
     os.execvpe(cmd[0], cmd, env)
     return 0  # not reached
 
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="labs, variants and data per profile").set_defaults(func=cmd_list)
     sub.add_parser("check", help="validate params.yaml").set_defaults(func=cmd_check)
     ui = sub.add_parser("ui", help="open the MLflow UI on the pipeline's store")
-    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--host", default="127.0.0.1", help="loopback only: the UI has no login")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--links-only", action="store_true", help="print each lab's address and exit")
     ui.set_defaults(func=cmd_ui)

@@ -8,28 +8,19 @@ an open tracking server lets anyone on the network read and delete every run.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from labflow.team.postgres import PostgresError, PrivatePostgres, free_port
+from labflow.team.postgres import PostgresError, PrivatePostgres, free_port, private_secret, write_private_file
+from labflow.tracking.store import hide_password, is_loopback
 
 ADMIN_PASSWORD_ENV = "LABFLOW_SERVER_ADMIN_PASSWORD"
 
 
 class ServerError(RuntimeError):
     """The server cannot start as asked; the message says what to change."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -55,17 +46,28 @@ def write_auth_config(data: Path, admin_password: str) -> Path:
     """MLflow's basic-auth settings: its own user database beside the artifacts, our admin password."""
     if len(admin_password) < 12:
         raise ServerError(f"{ADMIN_PASSWORD_ENV} must be at least 12 characters")
+    users = data / "basic_auth.db"
+    _create_private(users)  # it holds the users' password hashes; SQLite gives its -wal/-shm the same mode
     config = data / "basic_auth.ini"
-    config.write_text(
+    write_private_file(config, (
         "[mlflow]\n"
         "default_permission = READ\n"
-        f"database_uri = sqlite:///{(data / 'basic_auth.db').resolve()}\n"
+        f"database_uri = sqlite:///{users.resolve()}\n"
         "admin_username = admin\n"
         f"admin_password = {admin_password}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    )
-    os.chmod(config, 0o600)
+    ))
     return config
+
+
+def _create_private(path: Path) -> None:
+    """An empty 0600 file (a new SQLite database), or an existing one made private."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def plan(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
@@ -78,13 +80,16 @@ def plan(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
         )
     data = data.resolve()
     artifacts = data / "artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    # with --auth the runs' files are for those the server lets in, not for every local account
+    artifacts.mkdir(mode=0o700 if auth else 0o777, parents=True, exist_ok=True)
+    if auth and artifacts.stat().st_mode & 0o077:
+        os.chmod(artifacts, 0o700)  # one made before, without --auth
+    # the store URI may hold a password: through the environment (private to us), never on argv (`ps`)
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_BACKEND_STORE_URI=db_uri or "")
     command = [sys.executable, "-m", "mlflow", "server",
-               "--backend-store-uri", db_uri or "",
                "--serve-artifacts", "--artifacts-destination", str(artifacts),
                "--host", host, "--port", str(port), "--workers", "2"]
-    if not is_loopback(host):
+    if allowed_hosts or not is_loopback(host):  # given: also on loopback, behind a TLS reverse proxy
         command += ["--allowed-hosts", allowed_hosts or f"{host},{host}:{port},localhost,localhost:{port}"]
     if auth:
         password = os.environ.get(ADMIN_PASSWORD_ENV, "")
@@ -92,7 +97,7 @@ def plan(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
             raise ServerError(f"--auth needs the admin password in {ADMIN_PASSWORD_ENV} (12+ characters)")
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(write_auth_config(data, password))
         # MLflow's CSRF protection needs a secret that survives restarts (sessions stay valid)
-        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", _persistent_secret(data / "secret_key"))
+        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", private_secret(data / "secret_key"))
         command += ["--app-name", "basic-auth"]
     shown = "localhost" if is_loopback(host) else host
     return ServerPlan(command, env, f"http://{shown}:{port}", db_uri or "", artifacts)
@@ -112,24 +117,8 @@ def start(*, data: Path, db_uri: str | None, host: str, port: int, auth: bool,
     if not db_uri.startswith("postgresql"):
         raise ServerError(f"--db {db_uri}: the team server's store is PostgreSQL (postgresql://user:pass@host/db)")
     p = plan(data=data, db_uri=db_uri, host=host, port=port, auth=auth, allowed_hosts=allowed_hosts)
-    print(f"MLflow team server on {p.url} (store: {_hide_password(db_uri)}; artifacts served from {p.artifacts})")
+    print(f"MLflow team server on {p.url} (store: {hide_password(db_uri)}; artifacts served from {p.artifacts})")
     print(f"clients: export MLFLOW_TRACKING_URI={p.url}" + (
         "  MLFLOW_TRACKING_USERNAME=...  MLFLOW_TRACKING_PASSWORD=..." if auth else ""), flush=True)
     os.execvpe(p.command[0], p.command, p.env)
 
-
-def _persistent_secret(path: Path) -> str:
-    if not path.exists():
-        import secrets
-
-        path.write_text(secrets.token_hex(32))
-        os.chmod(path, 0o600)
-    return path.read_text().strip()
-
-
-def _hide_password(uri: str) -> str:
-    if "@" in uri and ":" in uri.split("@", 1)[0].split("//", 1)[-1]:
-        scheme, rest = uri.split("//", 1)
-        creds, host = rest.split("@", 1)
-        return f"{scheme}//{creds.split(':', 1)[0]}:***@{host}"
-    return uri

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from labflow.tracking.store import (
+    SQLITE_BUSY_TIMEOUT_S,
     artifact_root,
     check_tracking,
     experiment_name,
@@ -82,28 +83,37 @@ def connect(timeout_s: float = 5.0) -> str:
 
 
 def _create_sqlite_store_once(db: Path, uri: str) -> None:
-    """Create a new SQLite store under a file lock.
+    """Create a new SQLite store under a file lock, and make sure it runs in WAL mode.
 
     MLflow creates its tables on first use; two stages doing that at once (``dvc queue
     start -j 2`` on a fresh clone) break the schema migration ("expected to match one
-    row ... in 'alembic_version'"). The first process creates it, the others wait.
+    row ... in 'alembic_version'"). The first process creates it, the others wait and then
+    find it made (decided again under the lock). WAL is set on every connect, not only by the
+    creator: a store made by plain MLflow (``labflow ui`` before any stage) is switched too.
     """
-    if db.exists() and db.stat().st_size > 0:
+    if not _is_new_store(db):
+        use_wal(db)
         return
     import fcntl
 
     with open(db.parent / f".{db.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _mlflow().MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        if _is_new_store(db):  # not made by another stage while we waited for the lock
+            _mlflow().MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
         use_wal(db)
+
+
+def _is_new_store(db: Path) -> bool:
+    return not db.exists() or db.stat().st_size == 0
 
 
 def use_wal(db: Path) -> None:
     """Write-ahead logging: readers (the UI, a comparison) never block a writer, and writers
-    queue on the busy timeout instead of failing. Persistent: set once when the store is made."""
+    queue on the busy timeout instead of failing. Persistent in the file, so every later
+    connection (MLflow's included) uses it; a no-op read when it is already on."""
     import sqlite3
 
-    con = sqlite3.connect(db, timeout=60)
+    con = sqlite3.connect(db, timeout=SQLITE_BUSY_TIMEOUT_S)
     try:
         con.execute("PRAGMA journal_mode=WAL")
     finally:

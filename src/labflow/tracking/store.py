@@ -7,8 +7,11 @@ absolute and resolved out of ``dvc exp run --queue`` copies (see
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,9 +23,12 @@ class TrackingError(RuntimeError):
 
 
 # Parallel queued experiments write one SQLite file: a writer waits up to this long for the lock
-# (SQLite's default is 5 s) instead of failing with "database is locked". The store runs in WAL
-# mode, so readers never block the writer.
-SQLITE_BUSY_TIMEOUT_S = 60
+# (SQLite's default is 5 s) instead of failing with "database is locked". MLflow 3.17 runs
+# `PRAGMA busy_timeout = 20000` at the start of every session it opens (mlflow/store/db/utils.py),
+# which overrides whatever the URI asks for, so 20 s is what runs; the URI says the same for the
+# connections MLflow opens outside a session (schema set-up). The store runs in WAL mode (see
+# runs.use_wal), so readers never block the writer.
+SQLITE_BUSY_TIMEOUT_S = 20
 
 
 def tracking_uri() -> str:
@@ -41,6 +47,34 @@ def sqlite_path(uri: str) -> Path | None:
 
 def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def hide_password(uri: str) -> str:
+    """The URI for printing: ``scheme://user:***@host/...``."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def warn_if_credentials_in_clear(uri: str) -> None:
+    """One line on stderr when basic-auth credentials would cross the network unencrypted."""
+    has_credentials = os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    host = urllib.parse.urlsplit(uri).hostname or ""
+    if has_credentials and uri.startswith("http://") and not is_loopback(host):
+        print(f"labflow: warning: MLFLOW_TRACKING_PASSWORD goes to {uri} in clear text (http:// beyond this "
+              "machine): anyone on the network path can read it; serve the tracking server over https:// "
+              "(a TLS reverse proxy, see README \"Team setup\")", file=sys.stderr, flush=True)
 
 
 def artifact_root() -> str:
@@ -74,6 +108,7 @@ def check_credentials(uri: str, timeout_s: float = 5.0) -> None:
     """One authenticated read, so a server with basic auth refuses us now, not mid-training."""
     import base64
 
+    warn_if_credentials_in_clear(uri)
     request = urllib.request.Request(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1")
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     if user and password:
