@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labflow.train.callbacks import load_weights
 from labflow import paths
 from labflow.labs import base
 from labflow.labs.cnn import EVAL_CHUNK, course_cnn, image_shape
@@ -125,7 +126,7 @@ def conv_activations(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.T
 
 def load_model(path, build) -> tuple[nn.Module, dict]:
     """A saved ``{"state_dict", "info"}`` file back into a model on the CPU, in eval mode."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_weights(path)
     model = build(saved["info"])
     model.load_state_dict(saved["state_dict"])
     return model.eval(), saved["info"]

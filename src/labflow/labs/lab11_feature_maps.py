@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labflow.train.callbacks import load_weights
 from labflow import paths
 from labflow.labs import base, lab10_architectures
 from labflow.labs.cnn import EVAL_CHUNK
@@ -51,7 +52,7 @@ def trained_and_init(variant: str, seed: int) -> tuple[nn.Module, nn.Module, dic
     """Lab 10's trained network and its untrained twin (same info, same seed: lab 10's init), in eval mode."""
     from labflow.labs.architectures import build
 
-    saved = torch.load(paths.model_dir(SOURCE_LAB, variant, seed) / "model.pt", map_location="cpu", weights_only=True)
+    saved = load_weights(paths.model_dir(SOURCE_LAB, variant, seed) / "model.pt")
     info = saved["info"]
     trained = build(**info)
     trained.load_state_dict(saved["state_dict"])

@@ -49,6 +49,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from labflow.train.callbacks import load_weights
 from labflow import paths
 from labflow.labs import base
 from labflow.labs.tensors import load_processed, save_processed
@@ -325,7 +326,7 @@ def load_model(ctx: base.LabContext, variant: str):
     """
     from labflow.labs.detectors import build_detector
 
-    saved = torch.load(ctx.model_dir(variant) / "model.pt", map_location="cpu", weights_only=True)
+    saved = load_weights(ctx.model_dir(variant) / "model.pt")
     info = saved["info"]
     model = build_detector(info["arch"], info["num_classes"], info["image_size"], weights=info["weights"],
                            width=info["width"])

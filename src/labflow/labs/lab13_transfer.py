@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labflow.train.callbacks import load_weights
 from labflow import paths
 from labflow.config import RESNET_STAGES
 from labflow.labs import base
@@ -112,15 +113,15 @@ def source_model(seed: int) -> Path:
 def source_info(ctx: base.LabContext) -> dict:
     """What the backbone is: ``{"source", "path", "build"}`` (build: architectures.build's arguments)."""
     if ctx.cfg.backbone.source == "imagenet":
-        from labflow.data.datasets import load_weights
+        from labflow.data.datasets import load_weights as fetched_weights_file
 
-        return {"source": "imagenet", "path": str(load_weights(paths.raw_dir("resnet18_imagenet"))),
+        return {"source": "imagenet", "path": str(fetched_weights_file(paths.raw_dir("resnet18_imagenet"))),
                 "build": {"arch": "resnet18_imagenet", "in_channels": 3}}
     path = source_model(ctx.params.seed)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: lab 13 starts from lab 10's ResNet18; "
                                 f"run `dvc repro {SOURCE_LAB}_train@{SOURCE_VARIANT}-{ctx.params.seed}` first")
-    info = torch.load(path, map_location="cpu", weights_only=True)["info"]
+    info = load_weights(path)["info"]
     if info.get("arch") != "resnet18":
         raise ValueError(f"{path} holds a {info.get('arch')}, not the resnet18 lab 13 transfers")
     return {"source": "lab10", "path": str(path), "build": dict(info)}
@@ -139,7 +140,7 @@ def build_net(build: dict, n_classes: int) -> nn.Module:
 
 def load_backbone(model: nn.Module, path: str | Path) -> None:
     """Every weight of the source model except its classifier (the target has its own head)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights(path)
     state = state.get("state_dict", state)
     backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = model.load_state_dict(backbone, strict=False)

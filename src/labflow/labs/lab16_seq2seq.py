@@ -47,6 +47,7 @@ from pathlib import Path
 
 import torch
 
+from labflow.train.callbacks import load_weights
 from labflow import paths
 from labflow.data.verses import SPLITS, Pair, read_pairs, split_pairs, write_pairs
 from labflow.labs import base, subwords
@@ -241,7 +242,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def load_model(ctx: base.LabContext, variant: str) -> Seq2Seq:
-    saved = torch.load(ctx.model_dir(variant) / "model.pt", map_location="cpu", weights_only=True)
+    saved = load_weights(ctx.model_dir(variant) / "model.pt")
     info = saved["info"]
     model = Seq2Seq(info["src_vocab"], info["tgt_vocab"], emb=info["emb"], hidden=info["hidden"],
                     dropout=info["dropout"], attention=info["attention"])

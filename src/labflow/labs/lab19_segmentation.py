@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from labflow.train.callbacks import load_weights
 from labflow import paths
 from labflow.data.download import DataError
 from labflow.labs import base
@@ -338,7 +339,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 def load_model(ctx: base.LabContext, variant: str):
     """A variant's trained UNet as its train stage saved it (rebuilt from scratch, then its weights loaded)."""
-    saved = torch.load(ctx.model_dir(variant) / "model.pt", map_location="cpu", weights_only=True)
+    saved = load_weights(ctx.model_dir(variant) / "model.pt")
     info = saved["info"]
     model = build_unet(info["encoder"], info["encoder_depth"], info["decoder_channels"], info["in_channels"])
     model.load_state_dict(saved["state_dict"])

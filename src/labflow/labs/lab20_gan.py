@@ -50,6 +50,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labflow.train.callbacks import load_weights
 from labflow import paths
 from labflow.labs import base
 from labflow.labs.adversarial import (
@@ -176,7 +177,7 @@ def model_info(variant_cfg, latent_dim: int, x: torch.Tensor) -> dict:
 
 
 def load_gan(path: Path) -> GAN:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_weights(path)
     gan = build_gan(**saved["info"])
     gan.load_state_dict(saved["state_dict"])
     return gan.eval()
@@ -291,7 +292,7 @@ def load_judge(ctx: base.LabContext, data: dict, device):
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: lab 20 judges its GANs with lab 10's simple CNN; "
                                     f"run `dvc repro {JUDGE_LAB}_train@{JUDGE_VARIANT}-{seed}` first")
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = load_weights(path)
         from labflow.labs.architectures import build
 
         net = build(**saved["info"])

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labflow.train.callbacks import load_weights
 from labflow import paths
 from labflow.labs import base
 from labflow.labs.adversarial import EpochSnapshots, dcgan_init, displayable, from_uint8, set_requires_grad
@@ -211,7 +212,7 @@ def model_info(ctx: base.LabContext, meta: dict) -> dict:
 
 
 def load_cyclegan(path) -> CycleGAN:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_weights(path)
     model = build_cyclegan(**saved["info"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labflow.train.callbacks import load_weights
 from labflow.labs import base
 from labflow.labs.pixels import training_data, unit_pixel_splits
 from labflow.labs.tensors import load_processed
@@ -207,7 +208,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def load_model(path) -> VAE:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_weights(path)
     info = saved["info"]
     model = VAE(info["in_features"], info["hidden"], info["latent"])
     model.load_state_dict(saved["state_dict"])

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labflow.train.callbacks import load_weights
 from labflow.labs import base
 from labflow.labs.pixels import training_data, unit_pixel_splits
 from labflow.labs.tensors import load_processed
@@ -162,7 +163,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def load_model(path) -> tuple[nn.Module, dict]:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_weights(path)
     info = saved["info"]
     model = conv_autoencoder(tuple(info["channels"]), info["in_channels"])
     model.load_state_dict(saved["state_dict"])

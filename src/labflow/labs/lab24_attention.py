@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from labflow.train.callbacks import load_weights
 from labflow.labs import base
 from labflow.labs.attention import AttentionReader, RnnSummaryReader
 from labflow.labs.recall import FIELDS, RecallSpec, generate, key_label, value_label
@@ -188,7 +189,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 def load_reader(ctx: base.LabContext, variant: str, meta: dict):
     model = build_reader(ctx.cfg, ctx.variant_cfg(variant), meta, ctx.seed)
-    saved = torch.load(ctx.model_dir(variant) / "model.pt", map_location="cpu", weights_only=True)
+    saved = load_weights(ctx.model_dir(variant) / "model.pt")
     model.load_state_dict(saved["state_dict"])
     return model.eval()
 

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import torch
 
+from labflow.train.callbacks import load_weights
 from labflow import paths, timing
 from labflow.labs import SHARED_MODEL, base, subwords
 from labflow.labs import lab16_seq2seq as lab16
@@ -211,7 +212,7 @@ def model_file(ctx: base.LabContext, seed: int | None = None) -> Path:
 
 
 def load_model(path: Path, device) -> TransformerTranslator:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_weights(path)
     info = {k: v for k, v in saved["info"].items() if k != "kind"}
     model = TransformerTranslator(**info)
     model.load_state_dict(saved["state_dict"])
