@@ -329,9 +329,12 @@ def warm_up() -> list[str]:
     """Import what stages use, and fill MLflow's package map; returns what could not be imported."""
     import importlib
 
-    import matplotlib
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
+        matplotlib.use("Agg")  # before pyplot is imported below
+    except ImportError:  # absent: it stays cold like any other missing library
+        pass
     missing = []
     for name in WARM_MODULES:
         try:
