@@ -597,7 +597,8 @@ def status() -> dict:
     path = socket_path()
     locked = _locked(path)
     state = ("running" if path.exists() else "starting") if locked else "not running"
-    return {"socket": str(path), "state": state, "running": locked and path.exists(), "enabled": enabled()}
+    return {"socket": str(path), "state": state, "running": locked and path.exists(), "enabled": enabled(),
+            "pid": _runner_pid(path) if locked else None}
 
 
 def stop() -> bool:
@@ -614,6 +615,8 @@ def stop() -> bool:
         return False
     pid = _runner_pid(path)
     if pid is None:
+        print(f"labflow: warning: a stage runner holds {lock_file} but {_pidfile(path)} does not name it "
+              "(still starting?); nothing signalled: try again in a moment", file=sys.stderr)
         return False
     try:
         os.kill(pid, signal.SIGTERM)
