@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +235,56 @@ def test_labs_whose_loss_bypasses_the_wrapped_model_refuse_several_processes_and
     with pytest.raises(distributed.DistributedError, match=rf"{lab} cannot train .*DistributedDataParallel.*processes: 1"):
         distributed.check_lab_supports(lab, lab_module(lab), 2)
     distributed.check_lab_supports(lab, lab_module(lab), 1)
+
+
+# --------------------------------------------------------------------------- torchrun ends with its stage
+
+RANK_THAT_WAITS = """import os, sys, time
+open(sys.argv[1] + '.' + os.environ['RANK'], 'w').write(str(os.getpid()))
+time.sleep(300)
+"""
+
+RELAUNCHER = "import sys\nfrom labflow.train import distributed\nsys.exit(distributed.relaunch(sys.argv[1], sys.argv[2:], 1))\n"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[1])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_stage_takes_torchrun_and_its_ranks_with_it(tmp_path, signum):
+    """dvc stopping a stage (SIGTERM), or a SIGKILL, must not leave torchrun training on.
+
+    SIGTERM: the stage forwards it to torchrun, waits until torchrun stopped its ranks, then
+    ends by the signal. SIGKILL: the kernel sends torchrun SIGTERM (parent-death signal)."""
+    worker = tmp_path / "rank.py"
+    worker.write_text(RANK_THAT_WAITS)
+    pidfile = tmp_path / "rank.pid"
+    env = {**_env(), "OMP_NUM_THREADS": "1"}
+    stage = subprocess.Popen([sys.executable, "-c", RELAUNCHER, str(worker), str(pidfile)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rank_file = Path(f"{pidfile}.0")
+    deadline = time.monotonic() + 120
+    while not (rank_file.exists() and rank_file.read_text()):
+        assert stage.poll() is None, stage.stderr.read()
+        assert time.monotonic() < deadline, "torchrun never started its rank"
+        time.sleep(0.05)
+    rank = int(rank_file.read_text())
+    torchrun = _parent(rank)
+    assert _parent(torchrun) == stage.pid
+    stage.send_signal(signum)
+    assert stage.wait(timeout=60) == -signum
+    if signum == signal.SIGTERM:  # the stage ended only after torchrun had
+        assert not _alive(torchrun) and not _alive(rank)
+    deadline = time.monotonic() + 40  # torchrun gives its ranks up to 30 s after SIGTERM (they take less)
+    while (_alive(torchrun) or _alive(rank)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(rank), "a rank outlived its stage"
+    assert not _alive(torchrun), "torchrun outlived its stage"

@@ -164,13 +164,14 @@ def cmd_runner(args) -> int:
     """The warm stage runner of this environment (see labflow.stage_runner)."""
     from labflow import stage_runner
 
-    if args.action == "stop":
-        print("stopped" if stage_runner.stop() else "no runner was running")
+    if args.action == "stop":  # the runner alone: stages it is running finish and report to their callers
+        print("stopped (running stages finish)" if stage_runner.stop() else "no runner was stopped")
         return 0
     if args.action == "start":
         stage_runner.start_runner()
     info = stage_runner.status()
-    print(f"stage runner: {info['state']} ({'enabled' if info['enabled'] else 'disabled by LABFLOW_STAGE_RUNNER'}); "
+    pid = f" (pid {info['pid']})" if info["pid"] else ""
+    print(f"stage runner: {info['state']}{pid} ({'enabled' if info['enabled'] else 'disabled by LABFLOW_STAGE_RUNNER'}); "
           f"socket {info['socket']}; log {stage_runner.runtime_dir() / 'runner.log'}")
     return 0
 

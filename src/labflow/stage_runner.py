@@ -16,12 +16,19 @@ Safety rails:
   interpreter + installed packages + import-time environment (a hash of them
   names its socket), so a ``pip install`` or a different ``OMP_NUM_THREADS``
   gets a fresh runner;
-- if the caller dies (Ctrl-C, SIGKILL of ``dvc repro``'s process group), the
-  child sees its socket close and kills itself: no orphan keeps training;
-  SIGINT/SIGTERM sent to the caller are forwarded to the child;
+- the runner's folder must be a real directory of this user closed to others
+  (``lstat``: a planted symlink does not pass), and the runner serves only
+  connections from this user (``SO_PEERCRED``): a stage hands it its whole
+  environment, tracking passwords included;
+- each stage child leads its own process group; if the caller dies (Ctrl-C,
+  SIGKILL of ``dvc repro``'s process group), the child sees its socket close and
+  sends SIGTERM to its whole group (SIGKILL 10 s later if the stage still runs),
+  so the processes the stage started (torchrun, ...) go too; SIGINT/SIGTERM sent
+  to the caller are forwarded to the group;
 - when no runner answers, the stage runs in-process (and starts a runner for the
   stages after it); the runner exits after ``LABFLOW_RUNNER_IDLE_S`` seconds
-  (default 60) with nothing to do;
+  (default 60) with nothing to do; ``labflow runner stop`` signals the runner
+  alone (its pid file): stages it is running finish and report to their callers;
 - ``LABFLOW_STAGE_RUNNER=0`` turns it off (every stage in its own process, as
   before); it is on by default on Linux only (fork with macOS system libraries is
   unsafe).
@@ -33,9 +40,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -78,7 +87,11 @@ WARM_MODULES = (
 _IMPORT_TIME_ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_", "CUDA_", "PYTORCH_", "TORCH", "PYTHON", "LD_", "MPL", "NUMEXPR_")
 
 _HEADER = struct.Struct("!I")
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _STARTUP_WAIT_S = 300.0  # a caller waits this long for a warming runner before running in-process
+_KILL_GRACE_S = 10.0  # a stage whose caller died gets this long after SIGTERM before SIGKILL
+DEFAULT_IDLE_S = 60.0
+_idle_warned = False
 
 
 def enabled() -> bool:
@@ -99,16 +112,51 @@ def runtime_dir() -> Path:
 
 
 def _private_dir() -> Path | None:
-    """The runner's folder, owned by this user and closed to others (else no runner at all)."""
+    """The runner's folder, a real directory owned by this user and closed to others (else no runner).
+
+    ``lstat``, not ``stat``: another user may plant a symlink to a 0700 folder of ours (or to a
+    folder of theirs) under /tmp before we create it.
+    """
     folder = runtime_dir()
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
-        info = folder.stat()
+        info = os.lstat(folder)
     except OSError:
-        return None
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        return None
+        return _refuse(folder, "cannot be created as a folder")
+    if stat.S_ISLNK(info.st_mode):
+        return _refuse(folder, "is a symbolic link")
+    if not stat.S_ISDIR(info.st_mode):
+        return _refuse(folder, "is not a folder")
+    if info.st_uid != os.getuid():
+        return _refuse(folder, f"belongs to uid {info.st_uid}, not to you (uid {os.getuid()})")
+    if info.st_mode & 0o077:
+        return _refuse(folder, f"is open to other users (mode {stat.S_IMODE(info.st_mode):o}, needs 700)")
     return folder
+
+
+def _refuse(folder: Path, why: str) -> None:
+    print(f"labflow: warning: the stage runner's folder {folder} {why}; stages run without the runner "
+          f"(remove it, or set XDG_RUNTIME_DIR to a private folder)", file=sys.stderr)
+    return None
+
+
+def idle_timeout_s(*, warn: bool = True) -> float:
+    """``LABFLOW_RUNNER_IDLE_S``, or the default 60 s (with one warning line) when it is no number >= 0."""
+    global _idle_warned
+    raw = os.environ.get("LABFLOW_RUNNER_IDLE_S", "").strip()
+    if not raw:
+        return DEFAULT_IDLE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if math.isfinite(value) and value >= 0:
+        return value
+    if warn and not _idle_warned:
+        _idle_warned = True
+        print(f"labflow: warning: LABFLOW_RUNNER_IDLE_S={raw} is not a number of seconds >= 0; the stage "
+              f"runner uses the default {DEFAULT_IDLE_S:.0f} s (set it to e.g. 120, or unset it)", file=sys.stderr)
+    return DEFAULT_IDLE_S
 
 
 def fingerprint() -> str:
@@ -139,6 +187,7 @@ def run_stage(stage: str, argv: list[str]) -> int:
     """What ``stages/<stage>.py`` calls: run the stage in a warm runner's child, else in-process."""
     if not enabled():
         return run_in_process(stage, argv)
+    idle_timeout_s()  # a bad value: one warning line, then the default
     folder = _private_dir()
     if folder is None:
         return run_in_process(stage, argv)
@@ -159,15 +208,28 @@ def run_in_process(stage: str, argv: list[str]) -> int:
 
 
 def _connect(path: Path) -> socket.socket | None:
+    """A connection to the runner at ``path``, if it answers and runs as this user."""
     if not path.exists():
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(path))
+        uid = _peer_uid(conn)
     except OSError:
         conn.close()
         return None
+    if uid != os.getuid():
+        print(f"labflow: warning: the stage runner at {path} runs as uid {uid}, not as you (uid {os.getuid()}); "
+              "this stage runs without it", file=sys.stderr)
+        conn.close()
+        return None
     return conn
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (as the kernel saw it at connect/listen)."""
+    _pid, uid, _gid = _PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    return uid
 
 
 def _run_remote(conn: socket.socket, stage: str, argv: list[str]) -> int | None:
@@ -227,8 +289,11 @@ def start_runner(path: Path | None = None) -> None:
     """Start a runner in the background (it exits at once if one is already starting)."""
     import subprocess
 
+    if not enabled():
+        return
+    idle_timeout_s()  # a bad value: one warning line (the runner uses the default)
     folder = _private_dir()
-    if folder is None or not enabled():
+    if folder is None:
         return
     path = path or socket_path(folder)
     if _locked(path):
@@ -264,9 +329,12 @@ def warm_up() -> list[str]:
     """Import what stages use, and fill MLflow's package map; returns what could not be imported."""
     import importlib
 
-    import matplotlib
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
+        matplotlib.use("Agg")  # before pyplot is imported below
+    except ImportError:  # absent: it stays cold like any other missing library
+        pass
     missing = []
     for name in WARM_MODULES:
         try:
@@ -297,21 +365,30 @@ def warm_mlflow_package_map() -> bool:
     return getattr(requirements_utils, "_MODULES_TO_PACKAGES", None) is not None
 
 
-def serve(path: Path, idle_timeout_s: float | None = None) -> int:
+def serve(path: Path, idle_s: float | None = None) -> int:
+    """Warm up, then fork a child per connection of this user until idle; SIGTERM stops accepting
+    (children running stages are separate processes: they finish and report to their callers)."""
     import fcntl
 
-    idle_timeout_s = idle_timeout_s if idle_timeout_s is not None else float(os.environ.get("LABFLOW_RUNNER_IDLE_S", "60"))
+    idle_s = idle_s if idle_s is not None else idle_timeout_s(warn=False)
     lock = open(f"{path}.lock", "a")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0  # another runner is starting or serving
+    pidfile = _pidfile(path)
+    _atomic_write(pidfile, f"{os.getpid()}\n")  # `labflow runner stop` signals this pid alone
     started = time.monotonic()
-    missing = warm_up()
+    try:
+        missing = warm_up()
+    except BaseException:  # SIGTERM (`labflow runner stop`) while warming up
+        _remove_own_pidfile(pidfile)
+        raise
     import threading
 
     if threading.active_count() > 1:  # fork copies only the calling thread: refuse rather than risk it
         _log(f"runner not started: warm-up left {threading.active_count()} threads running")
+        _remove_own_pidfile(pidfile)
         return 1
     path.unlink(missing_ok=True)  # stale: we hold the lock, so no live runner owns it
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -322,18 +399,19 @@ def serve(path: Path, idle_timeout_s: float | None = None) -> int:
          + (f" (not imported: {', '.join(missing)})" if missing else ""))
     children: set[int] = set()
     last_busy = time.monotonic()
+    why = f"idle for {idle_s:.0f}s"
     try:
         while True:
             children = {pid for pid in children if not _reaped(pid)}
             if children:
                 last_busy = time.monotonic()
-            elif time.monotonic() - last_busy > idle_timeout_s:
+            elif time.monotonic() - last_busy > idle_s:
                 break
             try:
                 conn, _ = server.accept()
-            except TimeoutError:
+            except OSError:  # TimeoutError included
                 continue
-            except OSError:
+            if not _from_this_user(conn):
                 continue
             sys.stdout.flush()
             sys.stderr.flush()
@@ -341,16 +419,58 @@ def serve(path: Path, idle_timeout_s: float | None = None) -> int:
             if pid == 0:
                 server.close()
                 lock.close()
+                os.setsid()  # its own process group: the stage's processes go with it (_watch_caller)
                 _child(conn)  # never returns
             conn.close()
             children.add(pid)
             last_busy = time.monotonic()
+    except SystemExit:
+        why = f"stopped (SIGTERM); {len(children)} running stage(s) left to finish"
+        raise
     finally:
         path.unlink(missing_ok=True)  # new callers start a new runner rather than reach a closing one
         server.close()
-        _log(f"runner {os.getpid()} idle for {idle_timeout_s:.0f}s: exiting")
+        _remove_own_pidfile(pidfile)
+        _log(f"runner {os.getpid()} {why}: exiting")
         lock.close()
     return 0
+
+
+def _from_this_user(conn: socket.socket) -> bool:
+    """A stage hands the runner its environment and the runner runs code as us: only our uid may ask."""
+    try:
+        uid = _peer_uid(conn)
+    except OSError as err:
+        uid, reason = None, str(err)
+    else:
+        reason = f"uid {uid}"
+    if uid == os.getuid():
+        return True
+    _log(f"refused a connection from {reason} (this runner serves uid {os.getuid()} only)")
+    conn.close()
+    return False
+
+
+def _pidfile(path: Path) -> Path:
+    return Path(f"{path}.pid")
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _remove_own_pidfile(pidfile: Path) -> None:
+    try:
+        if pidfile.read_text().strip() == str(os.getpid()):
+            pidfile.unlink()
+    except OSError:
+        pass
 
 
 def _reaped(pid: int) -> bool:
@@ -368,6 +488,7 @@ def _log(message: str) -> None:
 def _child(conn: socket.socket) -> None:
     """Become the caller's stage process: its fds, folder, environment and import path."""
     code = 1
+    finished = None
     try:
         conn.settimeout(30)
         head, fds, _flags, _addr = socket.recv_fds(conn, _HEADER.size, 3)
@@ -385,7 +506,7 @@ def _child(conn: socket.socket) -> None:
             os.close(fd)
         _adopt(request)
         conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
-        _watch_caller(conn)
+        finished = _watch_caller(conn)
         code = run_in_process(request["stage"], request["argv"])
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 1
@@ -403,6 +524,8 @@ def _child(conn: socket.socket) -> None:
                 stream.flush()
             except Exception:  # noqa: BLE001
                 pass
+        if finished is not None:
+            finished.set()  # the caller closing the socket now is no death: leave the group alone
         try:
             conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
         except OSError:
@@ -430,9 +553,16 @@ def _adopt(request: dict) -> None:
         setattr(sys, f"__{name}__", stream)
 
 
-def _watch_caller(conn: socket.socket) -> None:
-    """Forwarded signals arrive as bytes; a closed socket means the caller died: die with it."""
+def _watch_caller(conn: socket.socket):
+    """Forwarded signals arrive as bytes; a closed socket means the caller died: end the stage's group.
+
+    This child leads its own process group (``serve`` calls setsid), so the group holds the
+    processes the stage started (a subprocess, torchrun): they get the signal too. Returns an
+    event to set once the stage is done, after which a closed socket is the caller leaving.
+    """
     import threading
+
+    finished = threading.Event()
 
     def watch():
         while True:
@@ -440,12 +570,24 @@ def _watch_caller(conn: socket.socket) -> None:
                 data = conn.recv(1)
             except OSError:
                 data = b""
-            if not data:
-                os.kill(os.getpid(), signal.SIGKILL)
+            if finished.is_set():
                 return
-            os.kill(os.getpid(), signal.SIGINT if data == b"I" else signal.SIGTERM)
+            if not data:
+                _signal_group(signal.SIGTERM)  # torchrun stops its workers on SIGTERM, not on SIGKILL
+                time.sleep(_KILL_GRACE_S)
+                _signal_group(signal.SIGKILL)  # still here: the stage ignored SIGTERM
+                return
+            _signal_group(signal.SIGINT if data == b"I" else signal.SIGTERM)
 
     threading.Thread(target=watch, name="labflow-caller-watch", daemon=True).start()
+    return finished
+
+
+def _signal_group(signum: int) -> None:
+    try:
+        os.killpg(os.getpgrp(), signum)
+    except OSError:
+        pass
 
 
 # --------------------------------------------------------------------------- status / stop
@@ -455,34 +597,60 @@ def status() -> dict:
     path = socket_path()
     locked = _locked(path)
     state = ("running" if path.exists() else "starting") if locked else "not running"
-    return {"socket": str(path), "state": state, "running": locked and path.exists(), "enabled": enabled()}
+    return {"socket": str(path), "state": state, "running": locked and path.exists(), "enabled": enabled(),
+            "pid": _runner_pid(path) if locked else None}
 
 
 def stop() -> bool:
-    """Stop this environment's runner (children already running finish); False if none ran."""
+    """Stop this environment's runner (children already running finish); False if none ran.
+
+    Only the pid in the runner's pid file is signalled, and only while that process is a
+    stage runner holding the lock: the stage children share its command line.
+    """
     import fcntl
 
     path = socket_path()
     lock_file = Path(f"{path}.lock")
     if not lock_file.exists() or not _locked(path):
         return False
-    for pid in _runner_pids(path):
+    pid = _runner_pid(path)
+    if pid is None:
+        print(f"labflow: warning: a stage runner holds {lock_file} but {_pidfile(path)} does not name it "
+              "(still starting?); nothing signalled: try again in a moment", file=sys.stderr)
+        return False
+    try:
         os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
     with open(lock_file, "a") as fh:  # wait until it let go
         fcntl.flock(fh, fcntl.LOCK_EX)
     return True
 
 
-def _runner_pids(path: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"labflow.stage_runner" in cmd and str(path).encode() in cmd:
-            pids.append(int(proc.name))
-    return pids
+def _runner_pid(path: Path) -> int | None:
+    """The pid in the runner's pid file, if that process runs ``stage_runner serve path`` and holds its lock."""
+    try:
+        pid = int(_pidfile(path).read_text().strip())
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if b"labflow.stage_runner" not in cmd or str(path).encode() not in cmd:
+        return None
+    return pid if _holds_flock(pid, Path(f"{path}.lock")) else None
+
+
+def _holds_flock(pid: int, lock_file: Path) -> bool:
+    """Whether /proc/locks lists ``pid`` as holding a flock on ``lock_file`` ("1: FLOCK ADVISORY WRITE pid maj:min:inode ...")."""
+    try:
+        inode = os.stat(lock_file).st_ino
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return False
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[4] == str(pid) and fields[5].endswith(f":{inode}"):
+            return True
+    return False
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ rank 0. With no process group nothing here runs: one process trains exactly as b
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -113,11 +114,95 @@ def relaunch(script: str, argv: Sequence[str], processes: int) -> int:
 
     The ranks run their stage in their own process (no stage runner: torchrun must see its
     workers), one CPU thread each unless OMP_NUM_THREADS says otherwise (torchrun's default).
+    torchrun must not outlive this stage: see :func:`run_until_done`.
     """
     env = {**os.environ, "LABFLOW_STAGE_RUNNER": "0"}
     print(f"[labflow] distributed.processes={processes}: relaunching under torchrun: "
           + " ".join(relaunch_command(script, argv, processes)[1:]), flush=True)
-    return subprocess.run(relaunch_command(script, argv, processes), env=env).returncode
+    return run_until_done(relaunch_command(script, argv, processes), env)
+
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_STOP_GRACE_S = 30.0  # torchrun's own grace for its workers after SIGTERM
+
+
+def run_until_done(cmd: list[str], env: dict) -> int:
+    """Run ``cmd`` (torchrun) in its own session and take it down with this process.
+
+    torchrun stops its workers (each in a session of its own) when it gets SIGTERM/SIGINT, not
+    when it is SIGKILLed, and a SIGTERM to this stage (``dvc`` stopping it, ``kill``, the stage
+    runner's caller dying) would otherwise leave it training. So: SIGINT/SIGTERM/SIGHUP here are
+    forwarded to torchrun's group and this process waits for it, then takes the signal itself;
+    an exception here stops torchrun; and the kernel sends torchrun SIGTERM if this process dies
+    even by SIGKILL (Linux's parent-death signal).
+    """
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal())
+    received: list[int] = []
+
+    def forward(signum, _frame):
+        received.append(signum)
+        _signal_group(proc.pid, signum)
+
+    previous = _install_handlers(forward)
+    try:
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])  # as if it had come now: default dies, SIGINT raises KeyboardInterrupt
+
+
+def _install_handlers(handler) -> dict:
+    """Install ``handler`` for the forwarded signals (main thread only); returns the previous handlers."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in _FORWARDED:
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except OSError:
+        pass
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to torchrun's group (it stops its workers), SIGKILL if it is still there after the grace."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=_STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _parent_death_signal():
+    """A ``preexec_fn`` asking Linux to send the child SIGTERM when this process dies (None elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def check_lab_supports(lab_id: str, module: Any, processes: int) -> None:
