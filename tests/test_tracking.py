@@ -8,6 +8,7 @@ import time
 import mlflow
 import pytest
 
+from labflow import atomic
 from labflow.tracking import dvc_files, runs
 from labflow.tracking.store import TrackingError, check_tracking, tracking_uri
 from labflow.tracking.tags import run_tags, stable_hash
@@ -118,8 +119,8 @@ def test_atomic_write_text_fsyncs_the_file_before_the_rename(tmp_path, monkeypat
 
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(dvc_files.os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
-    monkeypatch.setattr(dvc_files.os, "replace", lambda a, b: (calls.append(("replace", None)), real_replace(a, b))[1])
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (calls.append(("replace", None)), real_replace(a, b))[1])
     dvc_files.write_metrics(tmp_path / "m.json", {"acc": 0.5})
     assert calls == [("fsync", False), ("replace", None), ("fsync", True)]  # data, rename, folder entry
     assert dvc_files.read_metrics(tmp_path / "m.json") == {"acc": 0.5}
@@ -134,9 +135,9 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp_file(tmp_path, mo
         raise OSError(28, "No space left on device")
 
     if failing == "write":
-        monkeypatch.setattr(dvc_files.os, "fsync", boom)  # the data did not reach the disk
+        monkeypatch.setattr(atomic.os, "fsync", boom)  # the data did not reach the disk
     else:
-        monkeypatch.setattr(dvc_files.os, "replace", boom)
+        monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(OSError, match="No space"):
         dvc_files.write_metrics(path, {"acc": 0.9})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]

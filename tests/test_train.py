@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labflow import atomic
 from labflow.models import mlp, seeded
 from labflow.train import Checkpoint, EarlyStopping, Optimizers, TensorBatches, choose_device, fit, seed_everything
 from labflow.train.callbacks import Callback, LossTrace
@@ -420,8 +421,8 @@ def test_atomic_torch_save_fsyncs_before_the_rename(tmp_path, monkeypatch):
 
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(callbacks.os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
-    monkeypatch.setattr(callbacks.os, "replace", lambda a, b: (calls.append(("replace", None)), real_replace(a, b))[1])
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (calls.append(("replace", None)), real_replace(a, b))[1])
     callbacks.atomic_torch_save({"w": torch.ones(2)}, tmp_path / "m.pt")
     assert calls[:2] == [("fsync", False), ("replace", None)]  # the file's data, then the rename
     assert calls[2:] == [("fsync", True)]  # then the folder entry
@@ -441,7 +442,7 @@ def test_a_failed_atomic_torch_save_leaves_the_old_file_and_no_temp_file(tmp_pat
     if failing == "save":
         monkeypatch.setattr(callbacks.torch, "save", boom)
     else:
-        monkeypatch.setattr(callbacks.os, "replace", boom)
+        monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(OSError, match="No space"):
         callbacks.atomic_torch_save({"w": torch.ones(2)}, path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]

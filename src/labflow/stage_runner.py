@@ -456,6 +456,8 @@ def _pidfile(path: Path) -> Path:
 
 
 def _atomic_write(target: Path, text: str) -> None:
+    """The pid file, whole or not at all. Not labflow.atomic: the runner imports no labflow module,
+    so that every stage child imports labflow's code fresh (edits count)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w") as fh:

@@ -258,7 +258,7 @@ def train_variant(
     run_file = ckpt_dir / "run.json"
     prior = _read_run_file(run_file)
     checkpoint = Checkpoint(ckpt_dir / "last.pt", fingerprint)
-    resumable = _resumable(checkpoint, model, optimizer)
+    resumable = checkpoint.resumable(model, optimizer)  # its decision is reused by fit
     # The primary seed's run keeps the variant's name; the others say their seed.
     run_name = variant if ctx.seed == ctx.params.seed else f"{variant} seed {ctx.seed}"
     with _run(
@@ -349,12 +349,6 @@ def _read_run_file(path: Path) -> dict:
     if distributed.is_main():
         print(f"[labflow] ignoring {path}: {problem}; its MLflow run will not be resumed")
     return {}
-
-
-def _resumable(checkpoint: Checkpoint, model: nn.Module, optimizer) -> bool:
-    """Whether fit will resume from ``checkpoint`` (the same checks it makes), so the MLflow run it
-    names is resumed only then."""
-    return checkpoint.resumable(model, optimizer)
 
 
 def _save_model(path: Path, model: nn.Module, info: Mapping) -> None:

@@ -26,6 +26,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from labflow import atomic
+
 
 class PostgresError(RuntimeError):
     """The private cluster cannot be set up or started; the message says how to fix it."""
@@ -46,19 +48,9 @@ def free_port() -> int:
 
 
 def write_private_file(path: Path, text: str) -> None:
-    """Write a secret so that no other user can read it at any moment: the file is created 0600
-    (never written first and chmod-ed after) and then renamed over ``path``."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write a secret that no other user can read at any moment: :mod:`labflow.atomic` creates
+    its temporary file 0600 (never written first and chmod-ed after) and renames it over ``path``."""
+    atomic.write_text(path, text)
 
 
 def private_secret(path: Path) -> str:

@@ -5,45 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write a temporary file beside ``path``, fsync it, rename it over ``path``, fsync the folder.
-
-    A kill or power cut leaves the old file or the new one, never half of one; on any error
-    the temporary file is removed and the old file is left as it was.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (the rename just made) to disk, where the platform allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from labflow.atomic import replacing
+from labflow.atomic import write_text as _atomic_write_text
 
 
 def _clean(value):
@@ -113,15 +80,11 @@ def write_rows(path: Path, rows: Iterable[Mapping], columns: list[str] | None = 
     rows = [dict(r) for r in rows]
     if columns is None:
         columns = list(dict.fromkeys(k for r in rows for k in r))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
+    with replacing(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _clean(row.get(k)) for k in columns})
-    os.replace(tmp, path)
 
 
 def read_metrics(path: Path) -> dict:

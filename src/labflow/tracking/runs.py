@@ -403,7 +403,7 @@ def _sqlite_has_running_runs(db: Path) -> bool:
     """
     import sqlite3
 
-    if not db.exists() or db.stat().st_size == 0:
+    if _is_new_store(db):
         return False
     try:
         con = sqlite3.connect(db, timeout=10)

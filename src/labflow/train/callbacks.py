@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 import pickle
 import random
 import re
-import tempfile
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -18,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labflow.atomic import replacing
 from labflow.data.download import DataError
 from labflow.train import distributed
 
@@ -170,35 +168,9 @@ class LossTrace(Callback):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename.
-
-    A crash never leaves half a file: the fsync before the rename makes sure the new name
-    never points at data the disk has not got yet (a power cut after a bare rename can leave
-    an empty file), and the temporary file goes away on any error.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (a rename just made in it) to disk, where the platform allows."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """``torch.save`` that a crash never leaves half-written (see :mod:`labflow.atomic`)."""
+    with replacing(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 class UnsafeFileError(DataError):
@@ -308,11 +280,15 @@ class Checkpoint(Callback):
         return ckpt, None
 
     def resumable(self, model: torch.nn.Module, optimizer) -> bool:
-        """Whether :meth:`on_fit_start` will resume (so the caller can resume the run's MLflow run too)."""
-        return self.resume_state(model, optimizer)[0] is not None
+        """Whether :meth:`on_fit_start` will resume (so the caller can resume the run's MLflow run too).
+
+        The decision is kept for :meth:`on_fit_start`, which then does not read the file again."""
+        self._decided = self.resume_state(model, optimizer)
+        return self._decided[0] is not None
 
     def on_fit_start(self, state) -> None:
-        ckpt, why_not = self.resume_state(state.model, state.optimizer)
+        decided = self.__dict__.pop("_decided", None)
+        ckpt, why_not = decided if decided is not None else self.resume_state(state.model, state.optimizer)
         if ckpt is None:
             if why_not and distributed.is_main():
                 print(why_not)
