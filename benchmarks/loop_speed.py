@@ -52,7 +52,7 @@ if str(REPO / "src") not in sys.path:  # runs without `pip install -e .` too
     sys.path.insert(0, str(REPO / "src"))
 
 from labflow.data import load_images  # noqa: E402
-from labflow.models import mlp, seeded  # noqa: E402
+from labflow.nets.common import mlp, seeded  # noqa: E402
 from labflow.train import TensorBatches, fit  # noqa: E402
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the course's Normalize((0.1307,), (0.3081,))
@@ -290,8 +290,9 @@ TRACKING_CONFIGS = {
 
 def bench_tracking(repeats: int) -> dict:
     """Wall time of lab 01's train() with tracking off/on, in a temporary repo and store."""
-    from labflow.config import load_params
-    from labflow.labs import base, lab01_mlp
+    from labflow.frame.config import load_params
+    from labflow.frame import base
+    from labflow.labs.lab01_mlp import lab as lab01_mlp
     from labflow.tracking import runs
 
     tmp = Path(tempfile.mkdtemp(prefix="labflow-bench-"))

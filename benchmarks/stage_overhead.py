@@ -3,10 +3,10 @@
 Runs lab 05's real stages (preprocess; train of the tiny Titanic MLP with tracking on and
 the model logged; evaluate) as separate processes in a throw-away copy of this repository,
 interleaved with the floor, several times. Each stage appends its work seconds
-(preprocessing, training, evaluating: labflow.timing) to $LABFLOW_TIMINGS; its fixed cost
+(preprocessing, training, evaluating: labflow.frame.timing) to $LABFLOW_TIMINGS; its fixed cost
 is its wall time minus that work. Two ways are measured in the same sitting:
 
-- ``runner``: the default, stages forked from the warm stage runner (labflow.stage_runner);
+- ``runner``: the default, stages forked from the warm stage runner (labflow.frame.runner);
 - ``cold``: ``LABFLOW_STAGE_RUNNER=0``, every stage importing everything itself.
 
 Optional parts:

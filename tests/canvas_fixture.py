@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from labflow.config import parse_params
+from labflow.frame.config import parse_params
 from labflow.data.datasets import _save_images
 from labflow.data.manifest import write_manifest
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from labflow.labs.architectures import ARCHITECTURES, build, feature_layers
-from labflow.models import count_parameters, seeded
+from labflow.nets.architectures import ARCHITECTURES, build, feature_layers
+from labflow.nets.common import count_parameters, seeded
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

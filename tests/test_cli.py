@@ -15,7 +15,6 @@ import pytest
 
 from labflow.cli import main
 from labflow.labs import LABS
-
 from conftest import REPO
 
 

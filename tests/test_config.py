@@ -7,10 +7,9 @@ import copy
 import pytest
 import yaml
 
-from labflow.config import PROFILES, ConfigError, apply_profile, load_params, parse_params
+from labflow.frame.config import PROFILES, ConfigError, apply_profile, load_params, parse_params
 from labflow.labs import DATA_FROM, LABS, READS_FROM, SHARED_MODEL
 from labflow.labs import stages as lab_stages
-
 from conftest import REPO
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labflow.config import OnlineSource
+from labflow.frame.config import OnlineSource
 from labflow.data import datasets as ds
 from labflow.data import (
     ChecksumError, DataError, DownloadError, fetch, known_datasets, load_images, load_table, manifest_hash,
@@ -373,7 +373,7 @@ def test_zip_listing_caps_members_and_total_size(tmp_path):
 
 def test_horse2zebra_zip_with_a_symlink_entry_is_refused(tmp_path):
     """The whole fetch stops at the listing: no image is read, no data folder is left."""
-    from labflow.config import PinnedOnlineSource
+    from labflow.frame.config import PinnedOnlineSource
 
     served = tmp_path / "served"
     served.mkdir()
@@ -482,7 +482,7 @@ ARFF = (
 
 
 def pinned_online(server, sha256=None, folder="/data/v1/download/") -> "PinnedOnlineSource":
-    from labflow.config import PinnedOnlineSource
+    from labflow.frame.config import PinnedOnlineSource
 
     return PinnedOnlineSource(base_url=server.url + folder, retries=1, timeout_s=2.0, sha256=sha256)
 

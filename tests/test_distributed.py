@@ -22,7 +22,7 @@ import torch
 import yaml
 from torch.nn import functional as F
 
-from labflow.config import ConfigError, parse_params
+from labflow.frame.config import ConfigError, parse_params
 from labflow.train import BestCheckpoint, Checkpoint, EarlyStopping, TensorBatches, distributed, fit
 
 from conftest import copy_repo
@@ -155,7 +155,6 @@ def test_distributed_switch_is_validated(raw_params):
 
 def test_a_gan_lab_refuses_several_processes_naming_the_lab_and_the_switch():
     from labflow.labs import lab_module
-
     with pytest.raises(distributed.DistributedError, match=r"lab20 .*distributed.processes: 1"):
         distributed.check_lab_supports("lab20", lab_module("lab20"), 2)
     distributed.check_lab_supports("lab20", lab_module("lab20"), 1)
@@ -231,7 +230,6 @@ def test_labs_whose_loss_bypasses_the_wrapped_model_refuse_several_processes_and
     """DDP averages gradients only after a forward through its wrapper: these labs would train
     each rank on its own gradients, silently. They stop before training instead."""
     from labflow.labs import lab_module
-
     with pytest.raises(distributed.DistributedError, match=rf"{lab} cannot train .*DistributedDataParallel.*processes: 1"):
         distributed.check_lab_supports(lab, lab_module(lab), 2)
     distributed.check_lab_supports(lab, lab_module(lab), 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from labflow import exp_table
-
 LAB = "lab03"
 
 

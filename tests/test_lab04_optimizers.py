@@ -7,10 +7,10 @@ import torch
 import yaml
 
 from conftest import REPO
-from labflow.config import parse_params
-from labflow.labs import lab04_optimizers as lab
-from labflow.labs.cnn import build_cnn, course_cnn
-from labflow.models import count_parameters
+from labflow.frame.config import parse_params
+from labflow.labs.lab04_optimizers import lab
+from labflow.nets.cnn import build_cnn, course_cnn
+from labflow.nets.common import count_parameters
 
 
 @pytest.mark.parametrize("channels,side", [(1, 28), (3, 32)])

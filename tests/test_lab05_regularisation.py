@@ -13,9 +13,9 @@ from torch.nn import functional as F
 
 from labflow.data import datasets as ds
 from labflow.data.manifest import write_manifest
-from labflow.labs import lab05_regularisation as lab
-from labflow.labs.tables import prepare_table_classification, stratified_split_indices
-from labflow.models import seeded
+from labflow.labs.lab05_regularisation import lab
+from labflow.prep.tables import prepare_table_classification, stratified_split_indices
+from labflow.nets.common import seeded
 
 
 def test_l1_penalty_is_the_sum_of_absolute_weights_not_biases():
@@ -79,8 +79,8 @@ def test_preprocessing_is_fitted_on_the_training_split_only(tmp_path, monkeypatc
     raw = tmp_path / "raw" / "titanic"
     raw.mkdir(parents=True)
     write_manifest(raw, ds._save_table(raw, df, "survived", classes=["died", "survived"]))
-    monkeypatch.setattr("labflow.paths.raw_dir", lambda name: tmp_path / "raw" / name)
-    monkeypatch.setattr("labflow.paths.processed_dir", lambda lab_id: tmp_path / "processed" / lab_id)
+    monkeypatch.setattr("labflow.frame.paths.raw_dir", lambda name: tmp_path / "raw" / name)
+    monkeypatch.setattr("labflow.frame.paths.processed_dir", lambda lab_id: tmp_path / "processed" / lab_id)
 
     class Split:
         train_size, val_fraction, test_fraction = None, 0.2, 0.2

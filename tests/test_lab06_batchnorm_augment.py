@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from labflow.labs import lab06_batchnorm_augment as lab
-from labflow.labs.cnn import BatchAugment, black_fill, build_cnn
+from labflow.labs.lab06_batchnorm_augment import lab
+from labflow.nets.cnn import BatchAugment, black_fill, build_cnn
 
 
 def images(n=16, c=1, side=8):

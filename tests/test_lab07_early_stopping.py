@@ -16,10 +16,10 @@ import pytest
 import torch
 import yaml
 
-from labflow.config import ImageFolderSource, parse_params
+from labflow.frame.config import ImageFolderSource, parse_params
 from labflow.data import DataError, load_images, verify_manifest
 from labflow.data.folder import fetch_folder
-from labflow.labs import lab07_early_stopping as lab07
+from labflow.labs.lab07_early_stopping import lab as lab07
 from labflow.train import BestCheckpoint, Callback, EarlyStopping, TensorBatches, fit
 
 from conftest import REPO, copy_repo
@@ -145,8 +145,8 @@ def test_profiles_pick_the_data_set(raw_params):
 
 def _tiny_lab(tmp_path, monkeypatch, raw_params):
     """A repository root with smoke params and random processed data, for in-process training."""
-    from labflow.labs.base import LabContext
-    from labflow.labs.tensors import save_processed
+    from labflow.frame.base import LabContext
+    from labflow.prep.tensors import save_processed
 
     root = tmp_path / "repo"
     root.mkdir()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from labflow.labs import lab08_imbalanced as lab
+from labflow.labs.lab08_imbalanced import lab
 from labflow.train import StepBatches, TensorBatches, WeightedBatches, fit
 
 

@@ -11,13 +11,13 @@ import yaml
 from torch import nn
 
 from conftest import REPO
-from labflow.config import parse_params
+from labflow.frame.config import parse_params
 from labflow.data.download import DataError
 from labflow.data.manifest import manifest_hash
-from labflow.labs import base
-from labflow.labs import lab09_cnn_basics as lab
-from labflow.labs.tensors import load_processed, save_processed
-from labflow.models import count_parameters, mlp
+from labflow.frame import base
+from labflow.labs.lab09_cnn_basics import lab
+from labflow.prep.tensors import load_processed, save_processed
+from labflow.nets.common import count_parameters, mlp
 from labflow.plots import feature_maps as fm
 
 

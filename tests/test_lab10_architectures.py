@@ -7,10 +7,10 @@ import copy
 import pytest
 import torch
 
-from labflow.config import ConfigError, parse_params
-from labflow.labs import lab10_architectures as lab
-from labflow.labs.architectures import build
-from labflow.models import count_parameters
+from labflow.frame.config import ConfigError, parse_params
+from labflow.labs.lab10_architectures import lab
+from labflow.nets.architectures import build
+from labflow.nets.common import count_parameters
 
 
 def test_model_info_is_the_build_kwargs_and_a_saved_model_rebuilds_exactly(tmp_path):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from labflow.labs import lab10_architectures as lab10
-from labflow.labs import lab11_feature_maps as lab
-from labflow.labs.architectures import ARCHITECTURES
+from labflow.labs.lab10_architectures import lab as lab10
+from labflow.labs.lab11_feature_maps import lab
+from labflow.nets.architectures import ARCHITECTURES
 
 
 def info(arch, width=0.25):

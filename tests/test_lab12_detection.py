@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from labflow.data.manifest import write_manifest
-from labflow.labs import base
-from labflow.labs import lab12_detection as lab
-from labflow.labs.canvases import CanvasSpec, box_iou, make_canvases, source_pools
-from labflow.labs.detectors import WeightsUnavailable, build_detector, recalibrate_batchnorm
+from labflow.frame import base
+from labflow.labs.lab12_detection import lab
+from labflow.prep.canvases import CanvasSpec, box_iou, make_canvases, source_pools
+from labflow.nets.detectors import WeightsUnavailable, build_detector, recalibrate_batchnorm
 from labflow.tracking import dvc_files
 
 from canvas_fixture import fake_repo, params, sources  # noqa: F401  (fake_repo: a fixture)
@@ -109,7 +109,7 @@ def test_source_pools_are_disjoint_and_cover_the_training_part():
 
 @pytest.mark.parametrize("arch", ["ssdlite320_mobilenet_v3_large", "retinanet_mobilenet_v3_fpn"])
 def test_detectors_train_and_predict_on_small_fixed_size_images(arch):
-    from labflow.models import seeded
+    from labflow.nets.common import seeded
 
     a, b = (seeded(lambda: build_detector(arch, 11, 96, width=0.5), 7) for _ in range(2))
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
@@ -143,7 +143,7 @@ def test_batchnorm_recalibration_uses_the_given_batches_and_restores_momentum():
 
 
 def lab_first_bn(model):
-    from labflow.labs.detectors import batchnorm_layers
+    from labflow.nets.detectors import batchnorm_layers
 
     return batchnorm_layers(model)[0]
 

@@ -15,9 +15,9 @@ import torch
 import yaml
 from torch import nn
 
-from labflow.config import ConfigError, parse_params
-from labflow.labs import lab13_transfer as lab
-from labflow.labs.architectures import build
+from labflow.frame.config import ConfigError, parse_params
+from labflow.labs.lab13_transfer import lab
+from labflow.nets.architectures import build
 from labflow.train import TensorBatches, fit
 
 INFO = {"arch": "resnet18", "in_channels": 1, "n_classes": 10, "width": 0.0625, "image_size": 28}
@@ -198,7 +198,7 @@ def lab13_repo(tmp_path, monkeypatch, raw_params):
 
 
 def test_stages_run_on_a_standin_backbone(lab13_repo):
-    from labflow.labs.base import LabContext
+    from labflow.frame.base import LabContext
     from labflow.tracking.dvc_files import read_rows
 
     root, params, source = lab13_repo
@@ -241,7 +241,7 @@ def test_stages_run_on_a_standin_backbone(lab13_repo):
 
 
 def test_missing_source_model_or_wrong_channels_say_what_to_do(lab13_repo):
-    from labflow.labs.base import LabContext
+    from labflow.frame.base import LabContext
 
     root, params, _ = lab13_repo
     ctx = LabContext("lab13", params, progress=False)
@@ -256,7 +256,7 @@ def test_missing_source_model_or_wrong_channels_say_what_to_do(lab13_repo):
 def test_imagenet_source_needs_the_full_profiles_weights(lab13_repo, monkeypatch):
     from labflow.data import DataError
     from labflow.data.datasets import mark_unavailable
-    from labflow.labs.base import LabContext
+    from labflow.frame.base import LabContext
 
     root, params, _ = lab13_repo
     mark_unavailable("resnet18_imagenet", "smoke", root / "data" / "raw" / "resnet18_imagenet")
@@ -273,8 +273,8 @@ def test_full_profile_path_imagenet_weights_to_flower_images(tmp_path, monkeypat
 
     from labflow.data.datasets import FLOWERS_CLASSES, WEIGHTS, _save_images
     from labflow.data.manifest import write_manifest
-    from labflow.labs.base import LabContext
-    from labflow.labs.tensors import load_processed
+    from labflow.frame.base import LabContext
+    from labflow.prep.tensors import load_processed
 
     root = tmp_path / "repo"
     params = copy.deepcopy({**raw_params, "profile": "full", "tracking": {**raw_params["tracking"], "enabled": False}})

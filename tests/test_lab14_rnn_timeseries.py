@@ -13,15 +13,15 @@ import torch
 import yaml
 
 from conftest import REPO
-from labflow.config import OnlineSource, parse_params
+from labflow.frame.config import OnlineSource, parse_params
 from labflow.data import ChecksumError, DataError, fetch
 from labflow.data import datasets as ds
 from labflow.data import timeseries as ts
-from labflow.labs import lab14_rnn_timeseries as lab14
-from labflow.labs import series
-from labflow.labs.base import LabContext
-from labflow.labs.tensors import load_processed
-from labflow.models import count_parameters
+from labflow.labs.lab14_rnn_timeseries import lab as lab14
+from labflow.prep import series
+from labflow.frame.base import LabContext
+from labflow.prep.tensors import load_processed
+from labflow.nets.common import count_parameters
 
 # --------------------------------------------------------------------------- split and windows
 
@@ -129,7 +129,7 @@ def test_the_courses_sizes():
 
 
 def test_same_seed_same_initial_weights():
-    from labflow.models import seeded
+    from labflow.nets.common import seeded
 
     def build():
         return series.build_model("lstm", window=10, n_features=1, hidden=32, layers=1, mlp_hidden=())

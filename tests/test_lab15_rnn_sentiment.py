@@ -13,13 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from labflow.config import PinnedOnlineSource, WheelSource, parse_params
+from labflow.frame.config import PinnedOnlineSource, WheelSource, parse_params
 from labflow.data import datasets as ds
 from labflow.data import reviews as data_reviews
 from labflow.data.download import ChecksumError, DataError
-from labflow.labs import lab15_rnn_sentiment as lab
-from labflow.labs import reviews
-from labflow.models import count_parameters
+from labflow.labs.lab15_rnn_sentiment import lab
+from labflow.prep import reviews
+from labflow.nets.common import count_parameters
 
 from test_data import sha
 

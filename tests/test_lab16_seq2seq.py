@@ -15,15 +15,16 @@ import pytest
 import torch
 import yaml
 
-from labflow.config import PinnedOnlineSource, parse_params
+from labflow.frame.config import PinnedOnlineSource, parse_params
 from labflow.data import DataError, fetch
 from labflow.data import verses as V
 from labflow.data.datasets import load_pairs
 from labflow.data.manifest import write_manifest
-from labflow.labs import base, subwords
-from labflow.labs import lab16_seq2seq as lab
-from labflow.labs.seq2seq import Attention, Seq2Seq, reverse_padded
-from labflow.labs.subwords import BOS, EOS, PAD
+from labflow.frame import base
+from labflow.prep import subwords
+from labflow.labs.lab16_seq2seq import lab
+from labflow.nets.seq2seq import Attention, Seq2Seq, reverse_padded
+from labflow.prep.subwords import BOS, EOS, PAD
 
 from conftest import REPO
 
@@ -271,7 +272,7 @@ def batch(lengths=(7, 3, 5), vocab=30, seed=0):
 
 
 def model(attention, vocab=30, seed=1):
-    from labflow.models import seeded
+    from labflow.nets.common import seeded
 
     return seeded(lambda: Seq2Seq(vocab, vocab + 5, emb=8, hidden=12, dropout=0.0, attention=attention), seed).eval()
 

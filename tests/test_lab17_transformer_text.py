@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from labflow.config import parse_params
+from labflow.frame.config import parse_params
 from labflow.data.download import DataError
-from labflow.labs import base
-from labflow.labs import lab17_transformer_text as lab
-from labflow.labs import reviews
-from labflow.models import count_parameters
+from labflow.frame import base
+from labflow.labs.lab17_transformer_text import lab
+from labflow.prep import reviews
+from labflow.nets.common import count_parameters
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import torch
 import yaml
 
 from conftest import REPO
-from labflow.config import ConfigError, SeriesCsvSource, parse_params
+from labflow.frame.config import ConfigError, SeriesCsvSource, parse_params
 from labflow.data import DataError, fetch
 from labflow.data import timeseries as ts
-from labflow.labs import lab18_forecasting as lab18
-from labflow.labs import series
-from labflow.models import count_parameters
+from labflow.labs.lab18_forecasting import lab as lab18
+from labflow.prep import series
+from labflow.nets.common import count_parameters
 
 # --------------------------------------------------------------------------- models
 
@@ -128,8 +128,7 @@ def test_offline_profiles_write_a_marker(tmp_path, profile):
 
 def test_the_download_stage_prints_one_clear_error(tmp_path, monkeypatch, capsys):
     """What a user sees: `dvc repro` under full with a CSV lacking the PM2.5 column."""
-    from labflow import stages
-
+    from labflow.frame import stages
     (tmp_path / "csv").mkdir()
     (tmp_path / "csv" / "city_day.csv").write_text("City,Date,PM10\nDelhi,2015-01-01,3\n")
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -146,7 +145,7 @@ def test_the_download_stage_prints_one_clear_error(tmp_path, monkeypatch, capsys
 
 
 def test_preprocess_names_a_column_the_series_lacks(tmp_path, monkeypatch):
-    from labflow.labs.base import LabContext
+    from labflow.frame.base import LabContext
 
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -158,8 +157,8 @@ def test_preprocess_names_a_column_the_series_lacks(tmp_path, monkeypatch):
 
 
 def test_two_inputs_are_scaled_separately_on_training_rows(tmp_path, monkeypatch):
-    from labflow.labs.base import LabContext
-    from labflow.labs.tensors import load_processed
+    from labflow.frame.base import LabContext
+    from labflow.prep.tensors import load_processed
 
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
     raw = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from labflow.config import ConfigError, SegmentationSource
+from labflow.frame.config import ConfigError, SegmentationSource
 from labflow.data.download import DataError
 from labflow.data.manifest import verify_manifest
 from labflow.data.segmentation import fetch_segmentation, load_segmentation, pet_foreground
-from labflow.labs import base
-from labflow.labs import lab19_segmentation as lab
-from labflow.labs.canvases import CanvasSpec, make_canvases
+from labflow.frame import base
+from labflow.labs.lab19_segmentation import lab
+from labflow.prep.canvases import CanvasSpec, make_canvases
 from labflow.tracking import dvc_files
 
 from canvas_fixture import fake_repo, params, sources  # noqa: F401  (fake_repo: a fixture)
@@ -188,7 +188,7 @@ def test_threshold_baseline_falls_short_on_cluttered_canvases():
 
 
 def test_unet_from_the_same_seed_is_the_same_and_keeps_only_the_stages_it_uses():
-    from labflow.models import seeded
+    from labflow.nets.common import seeded
 
     a, b = (seeded(lambda: lab.build_unet("resnet18", 4, (32, 16, 8, 8), 1), 3) for _ in range(2))
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
@@ -441,7 +441,7 @@ def test_the_segmentation_set_is_a_valid_unused_marker_offline(tmp_path, source)
 
 def test_no_other_lab_pays_for_importing_smp():
     """Importing every lab (lab 19's module too), the stages and the CLI imports neither smp nor timm."""
-    code = ("import sys; import labflow.labs, labflow.stages, labflow.cli; from labflow.labs import LABS, lab_module; "
+    code = ("import sys; import labflow.labs, labflow.frame.stages, labflow.cli; from labflow.labs import LABS, lab_module; "
             "[lab_module(lab) for lab in LABS]; "
             "print(sorted(m for m in ('segmentation_models_pytorch', 'timm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)

@@ -10,13 +10,13 @@ import pytest
 import torch
 from scipy import linalg
 
-from labflow.config import ConfigError, parse_params
-from labflow.labs import lab20_gan as lab
-from labflow.labs.adversarial import (
+from labflow.frame.config import ConfigError, parse_params
+from labflow.labs.lab20_gan import lab
+from labflow.nets.adversarial import (
     EpochSnapshots, LatentNoise, class_report, frechet_distance, from_uint8, judge_from_sequential, to_unit,
 )
-from labflow.labs.cnn import course_cnn
-from labflow.models import seeded
+from labflow.nets.cnn import course_cnn
+from labflow.nets.common import seeded
 from labflow.train import Checkpoint, TensorBatches, fit
 from labflow.train.callbacks import Callback
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from labflow.config import PinnedOnlineSource, parse_params
+from labflow.frame.config import PinnedOnlineSource, parse_params
 from labflow.data import DataError, fetch, load_images
-from labflow.labs import lab21_cyclegan as lab
-from labflow.models import seeded
+from labflow.labs.lab21_cyclegan import lab
+from labflow.nets.common import seeded
 from labflow.train import Checkpoint, fit
 from labflow.train.callbacks import Callback
 

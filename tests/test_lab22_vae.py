@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from labflow.labs import lab22_vae as lab
-from labflow.labs.pixels import require_unit_range, unit_pixel_splits
+from labflow.labs.lab22_vae import lab
+from labflow.prep.pixels import require_unit_range, unit_pixel_splits
 
 
 def test_kl_of_a_standard_normal_posterior_is_zero():
@@ -48,9 +48,9 @@ def test_vae_loss_is_the_negative_elbo_per_image():
 
 
 def test_pixels_are_kept_in_unit_range_and_minus_one_to_one_is_refused(tmp_path, monkeypatch):
-    from labflow.config import SplitConfig
+    from labflow.frame.config import SplitConfig
     from labflow.data.datasets import ImageData
-    from labflow.labs.tensors import load_processed
+    from labflow.prep.tensors import load_processed
 
     rng = np.random.default_rng(0)
     fake = ImageData(rng.integers(0, 256, (60, 28, 28), dtype=np.uint8), np.arange(60) % 10,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from labflow.labs import lab23_denoising as lab
-from labflow.models import seeded
+from labflow.labs.lab23_denoising import lab
+from labflow.nets.common import seeded
 
 
 def digits(n=6, side=28, seed=0):

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from labflow.labs import lab24_attention as lab
-from labflow.labs.attention import (
+from labflow.labs.lab24_attention import lab
+from labflow.nets.attention import (
     AttentionReader,
     RnnSummaryReader,
     causal_mask,
@@ -17,8 +17,8 @@ from labflow.labs.attention import (
     padding_mask,
     scaled_dot_product_attention,
 )
-from labflow.labs.recall import FIELDS, RecallSpec, generate, memory_signature
-from labflow.models import seeded
+from labflow.prep.recall import FIELDS, RecallSpec, generate, memory_signature
+from labflow.nets.common import seeded
 
 SPEC = RecallSpec(keys=12, values=6, min_pairs=3, max_pairs=7, queries=2)
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 import yaml
 
-from labflow.config import parse_params
-from labflow.labs import base
-from labflow.labs import lab16_seq2seq as lab16
-from labflow.labs import lab25_transformer_translation as lab
-from labflow.labs.subwords import BOS, EOS, PAD
-from labflow.labs.transformer_mt import (TransformerTranslator, beam_search, causal_mask, greedy, length_penalty,
+from labflow.frame.config import parse_params
+from labflow.frame import base
+from labflow.labs.lab16_seq2seq import lab as lab16
+from labflow.labs.lab25_transformer_translation import lab
+from labflow.prep.subwords import BOS, EOS, PAD
+from labflow.nets.transformer_mt import (TransformerTranslator, beam_search, causal_mask, greedy, length_penalty,
                                          sequence_logprob)
 
 from conftest import REPO
@@ -98,7 +98,7 @@ def test_beam_search_is_the_same_sentence_by_sentence_as_batched():
 
 
 def test_lab16s_lstm_decoded_by_our_greedy_matches_its_own_greedy():
-    from labflow.labs.seq2seq import Seq2Seq
+    from labflow.nets.seq2seq import Seq2Seq
 
     torch.manual_seed(0)
     model = Seq2Seq(V_SRC, V_TGT, emb=16, hidden=16, dropout=0.0, attention=True).eval()

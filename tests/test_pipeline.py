@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from labflow.labs import LABS, READS_FROM, SHARED_MODEL
-
 from conftest import copy_repo
 
 pytestmark = pytest.mark.slow

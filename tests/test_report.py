@@ -57,7 +57,7 @@ def _fake_results(root: Path, lab: str, variants: list[str]) -> None:
 
 
 def test_a_lab_page_holds_its_table_figures_and_the_course_number(tmp_path):
-    from labflow.config import load_params
+    from labflow.frame.config import load_params
 
     params = load_params(REPO / "params.yaml")
     variants = list(params.lab04.variants)

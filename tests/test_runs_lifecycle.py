@@ -17,7 +17,7 @@ import mlflow
 import pytest
 import yaml
 
-from labflow import stages
+from labflow.frame import stages
 from labflow.tracking import runs
 from labflow.tracking.tags import HOST_TAG, PID_START_TAG, PID_TAG, owner_alive, owner_tags
 
@@ -26,7 +26,7 @@ from conftest import REPO
 # A stage that opens a run and waits in it, run through stages.main as stages/*.py do.
 HOLD_RUN = textwrap.dedent("""
     import sys, time
-    from labflow.stages import main
+    from labflow.frame.stages import main
     from labflow.tracking import runs
 
     def hold_run():

@@ -14,11 +14,11 @@ import torch
 import yaml
 from torch.nn import functional as F
 
-from labflow.config import parse_params
-from labflow.labs import base
-from labflow.labs.base import LabContext
-from labflow.labs.tensors import save_processed
-from labflow.models import mlp, seeded
+from labflow.frame.config import parse_params
+from labflow.frame import base
+from labflow.frame.base import LabContext
+from labflow.prep.tensors import save_processed
+from labflow.nets.common import mlp, seeded
 from labflow.train import TensorBatches, seed_everything
 from labflow.train.callbacks import Callback, UnsafeFileError, load_weights
 
@@ -141,11 +141,11 @@ def test_a_corrupt_run_json_does_not_break_the_next_train(repo, capsys, text):
 
 def test_the_code_hash_covers_the_train_stage_code_deps_of_dvc_yaml():
     lab25 = base._train_stage_code_files(REPO, "lab25")
-    assert REPO / "src/labflow/labs/transformer_mt.py" in lab25 and REPO / "stages/train.py" in lab25
+    assert REPO / "src/labflow/nets/transformer_mt.py" in lab25 and REPO / "stages/train.py" in lab25
     assert REPO / "src/labflow/train/loop.py" in lab25  # a folder dep: every *.py in it
     assert all(p.suffix == ".py" and "data" != p.relative_to(REPO).parts[0] for p in lab25)
     lab01 = base._train_stage_code_files(REPO, "lab01")
-    assert REPO / "src/labflow/labs/lab01_mlp.py" in lab01 and REPO / "src/labflow/labs/transformer_mt.py" not in lab01
+    assert REPO / "src/labflow/labs/lab01_mlp/lab.py" in lab01 and REPO / "src/labflow/nets/transformer_mt.py" not in lab01
     assert base.code_hash("lab01", REPO) != base.code_hash("lab25", REPO)
     assert base._train_stage_code_files(REPO, "lab11") is None  # no train stage: the whole package
 
@@ -168,10 +168,9 @@ def test_the_code_hash_follows_an_edit_of_a_dep(tmp_path):
 
 
 def test_a_model_file_with_a_payload_is_refused_in_one_error_line(tmp_path, capsys, monkeypatch, raw_params):
-    from labflow import stages
-    from labflow.labs import lab05_regularisation as lab05
-    from labflow.labs import lab15_rnn_sentiment as lab15
-
+    from labflow.frame import stages
+    from labflow.labs.lab05_regularisation import lab as lab05
+    from labflow.labs.lab15_rnn_sentiment import lab as lab15
     marker = tmp_path / "payload_ran"
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
     ctx = LabContext("lab05", parse_params({**raw_params, "profile": "smoke"}), progress=False)

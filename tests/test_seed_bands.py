@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labflow.labs import seed_bands
+from labflow.compare import seed_bands
 from labflow.tracking import dvc_files
 
 
@@ -91,7 +91,7 @@ def test_timings_leave_the_dvc_metrics_but_come_back_when_read(tmp_path):
 
 
 def test_seeds_must_hold_the_primary_seed_once(raw_params):
-    from labflow.config import ConfigError, parse_params
+    from labflow.frame.config import ConfigError, parse_params
 
     for seeds, message in (([1, 2], "does not include seed \\(42\\)"), ([42, 42], "listed twice"), ([], "seeds")):
         with pytest.raises(ConfigError, match=message):

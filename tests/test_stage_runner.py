@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labflow import stage_runner
-
+from labflow.frame import runner as stage_runner
 from conftest import copy_repo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,7 +146,7 @@ def _children_of_runner(runtime: Path) -> list[int]:
             parent_cmd = parent.read_bytes()
         except OSError:
             continue
-        if b"labflow.stage_runner" in parent_cmd and str(runtime).encode() in parent_cmd and b"labflow.stage_runner" in cmd:
+        if b"labflow.frame.runner" in parent_cmd and str(runtime).encode() in parent_cmd and b"labflow.frame.runner" in cmd:
             out.append(int(stat.parent.name))
     return out
 
@@ -246,7 +245,7 @@ def main(func, argv, usage):
     return func(*argv) or 0
 '''
 
-CALLER = "import sys\nfrom labflow.stage_runner import run_stage\nsys.exit(run_stage(sys.argv[1], sys.argv[2:]))\n"
+CALLER = "import sys\nfrom labflow.frame.runner import run_stage\nsys.exit(run_stage(sys.argv[1], sys.argv[2:]))\n"
 
 
 class FakeRunner:
@@ -262,7 +261,7 @@ class FakeRunner:
         self.socket = Path(self.api("print(r.socket_path())"))
 
     def api(self, code: str) -> str:
-        """Run ``code`` with ``r`` = labflow.stage_runner in the bare interpreter; its stdout."""
+        """Run ``code`` with ``r`` = labflow.frame.runner in the bare interpreter; its stdout."""
         proc = subprocess.run([str(self.python), "-c", f"from labflow import stage_runner as r\n{code}"],
                               env=self.env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
@@ -275,7 +274,7 @@ class FakeRunner:
         while not self.socket.exists():
             assert time.monotonic() < deadline, self.log()
             time.sleep(0.05)
-        (pid,) = [pid for pid, cmd in _processes() if b"labflow.stage_runner" in cmd and str(self.socket).encode() in cmd]
+        (pid,) = [pid for pid, cmd in _processes() if b"labflow.frame.runner" in cmd and str(self.socket).encode() in cmd]
         return pid
 
     def stage(self, *argv: str, **popen) -> subprocess.Popen:

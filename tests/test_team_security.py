@@ -109,7 +109,6 @@ def _capture_exec(calls):
 
 def test_labflow_ui_neither_prints_nor_puts_on_argv_the_store_password(monkeypatch, capsys):
     from labflow import cli
-
     uri = f"postgresql+psycopg://mlflow:{SECRET}@dbhost/mlflow"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setattr(cli, "lab_addresses", lambda ui: [])
@@ -129,7 +128,6 @@ def test_labflow_ui_neither_prints_nor_puts_on_argv_the_store_password(monkeypat
 
 def test_labflow_ui_refuses_to_listen_beyond_loopback_in_one_line(monkeypatch, capsys):
     from labflow import cli
-
     calls = []
     monkeypatch.setattr(os, "execvpe", _capture_exec(calls))
     monkeypatch.setattr(cli, "lab_addresses", lambda ui: pytest.fail("refuse before reading the store"))

@@ -8,7 +8,7 @@ import time
 import mlflow
 import pytest
 
-from labflow import atomic
+from labflow.frame import atomic
 from labflow.tracking import dvc_files, runs
 from labflow.tracking.store import TrackingError, check_tracking, tracking_uri
 from labflow.tracking.tags import run_tags, stable_hash
@@ -19,8 +19,7 @@ def test_default_store_is_sqlite_in_the_store_root(mlflow_store):
 
 
 def test_store_root_climbs_out_of_dvc_experiment_copies(monkeypatch, tmp_path):
-    from labflow import paths
-
+    from labflow.frame import paths
     monkeypatch.delenv("LABFLOW_STORE_ROOT", raising=False)
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpabc123"))
     assert paths.store_root() == tmp_path / "repo"

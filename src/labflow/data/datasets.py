@@ -40,7 +40,7 @@ from labflow.data.manifest import verify_manifest, write_manifest
 if TYPE_CHECKING:
     import pandas as pd
 
-    from labflow.config import OnlineSource
+    from labflow.frame.config import OnlineSource
 
 PROFILES = ("smoke", "quick", "full")
 IMAGES, TABLE, ANNOTATIONS = "images.npz", "table.csv", "annotations.json"

@@ -33,7 +33,7 @@ from labflow.data.download import DataError
 from labflow.data.manifest import write_manifest
 
 if TYPE_CHECKING:
-    from labflow.config import ImageFolderSource
+    from labflow.frame.config import ImageFolderSource
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # The train/test split is part of the data set, like MNIST-5k's: fixed, not the params seed.

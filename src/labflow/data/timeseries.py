@@ -35,7 +35,7 @@ from labflow.data.manifest import verify_manifest, write_manifest
 if TYPE_CHECKING:
     import pandas as pd
 
-    from labflow.config import SeriesCsvSource
+    from labflow.frame.config import SeriesCsvSource
 
 SERIES = "series.csv"
 DATE = "date"

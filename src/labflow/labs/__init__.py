@@ -1,69 +1,88 @@
-"""The labs. ``LABS`` maps a lab id to its module so dvc.yaml, the CLI and the tests list the same labs."""
+"""The labs, one folder each: ``labNN_<topic>/`` holds the lab's stages (``lab.py``), its params
+schema (``config.py``) and, in ``__init__.py``, how it relates to other labs. This registry finds
+them by folder name, so adding a lab adds a folder and touches nothing here.
+
+A lab's ``__init__.py`` may say:
+- ``READS_FROM = "lab10"``: it trains nothing of its own and looks at that lab's trained models,
+  on that lab's processed data (one stage, ``evaluate``; its variants name that lab's variants);
+- ``SHARED_MODEL = "transformer"``: its variants are ways of *using* one trained model: ``train``
+  trains that model once per seed, ``decode`` runs each variant on it, ``evaluate`` compares;
+- ``DATA_FROM = "lab16"``: it uses that lab's processed data instead of preprocessing its own.
+Stages read these for their own lab only (``reads_from``, ``shared_model``, ``data_from``), so a
+stage imports no other lab's folder; ``READS_FROM``, ``SHARED_MODEL`` and ``DATA_FROM`` are the
+whole-registry views for the CLI, the report and the tests.
+"""
 
 from __future__ import annotations
 
 import importlib
+import re
+from pathlib import Path
 from types import ModuleType
 
-LABS: dict[str, str] = {
-    "lab01": "labflow.labs.lab01_mlp",
-    "lab02": "labflow.labs.lab02_house_prices",
-    "lab03": "labflow.labs.lab03_gd_variants",
-    "lab04": "labflow.labs.lab04_optimizers",
-    "lab05": "labflow.labs.lab05_regularisation",
-    "lab06": "labflow.labs.lab06_batchnorm_augment",
-    "lab07": "labflow.labs.lab07_early_stopping",
-    "lab08": "labflow.labs.lab08_imbalanced",
-    "lab09": "labflow.labs.lab09_cnn_basics",
-    "lab10": "labflow.labs.lab10_architectures",
-    "lab11": "labflow.labs.lab11_feature_maps",
-    "lab12": "labflow.labs.lab12_detection",
-    "lab13": "labflow.labs.lab13_transfer",
-    "lab14": "labflow.labs.lab14_rnn_timeseries",
-    "lab15": "labflow.labs.lab15_rnn_sentiment",
-    "lab16": "labflow.labs.lab16_seq2seq",
-    "lab17": "labflow.labs.lab17_transformer_text",
-    "lab18": "labflow.labs.lab18_forecasting",
-    "lab19": "labflow.labs.lab19_segmentation",
-    "lab20": "labflow.labs.lab20_gan",
-    "lab21": "labflow.labs.lab21_cyclegan",
-    "lab22": "labflow.labs.lab22_vae",
-    "lab23": "labflow.labs.lab23_denoising",
-    "lab24": "labflow.labs.lab24_attention",
-    "lab25": "labflow.labs.lab25_transformer_translation",
-}
+_FOLDER = re.compile(r"^(lab\d\d)_[a-z0-9_]+$")
 
-# Labs that train nothing of their own: they look at the trained models of the lab named here,
-# on that lab's processed data. They have one stage, ``<lab>_evaluate`` (no preprocess or train
-# stage, no variant child runs): their variants name the other lab's variants they look at.
-READS_FROM: dict[str, str] = {"lab11": "lab10"}
 
-# Labs whose variants are ways of *using* one trained model (lab 25: greedy vs beam-search
-# decoding of one transformer). ``<lab>_train`` trains the model named here once per training
-# seed (a DVC matrix over seeds only; its folders are ``models/<lab>/<model>/seed<N>`` and
-# ``results/<lab>/variants/<model>/seed<N>``), ``<lab>_decode`` runs each variant on that seed's
-# model without training it (a matrix over variants and seeds), ``<lab>_evaluate`` compares them.
-SHARED_MODEL: dict[str, str] = {"lab25": "transformer"}
+def _discover() -> dict[str, str]:
+    here = Path(__file__).parent
+    found = {}
+    for folder in sorted(here.iterdir()):
+        match = _FOLDER.match(folder.name)
+        if match and (folder / "lab.py").is_file():
+            if match.group(1) in found:
+                raise RuntimeError(f"two folders for {match.group(1)} in {here}: {found[match.group(1)]} and {folder.name}")
+            found[match.group(1)] = f"labflow.labs.{folder.name}"
+    return found
 
-# Labs that use another lab's processed data (the same pairs, tokenisers and split) instead of
-# preprocessing their own: no ``<lab>_preprocess`` stage; ``LabContext.processed_dir`` is that lab's.
-DATA_FROM: dict[str, str] = {"lab25": "lab16"}
+
+# lab id -> its package, e.g. "lab01" -> "labflow.labs.lab01_mlp"
+LABS: dict[str, str] = _discover()
+
+
+def _known(lab_id: str) -> str:
+    if lab_id not in LABS:
+        raise KeyError(f"unknown lab '{lab_id}'; known labs: {', '.join(LABS)}")
+    return LABS[lab_id]
+
+
+def lab_package(lab_id: str) -> ModuleType:
+    """The lab's ``__init__``: its docstring and how it relates to other labs (imports nothing)."""
+    return importlib.import_module(_known(lab_id))
+
+
+def lab_module(lab_id: str) -> ModuleType:
+    """The lab's stages (``labNN_<topic>/lab.py``)."""
+    return importlib.import_module(f"{_known(lab_id)}.lab")
+
+
+def reads_from(lab_id: str) -> str | None:
+    return getattr(lab_package(lab_id), "READS_FROM", None)
+
+
+def shared_model(lab_id: str) -> str | None:
+    return getattr(lab_package(lab_id), "SHARED_MODEL", None)
+
+
+def data_from(lab_id: str) -> str | None:
+    return getattr(lab_package(lab_id), "DATA_FROM", None)
 
 
 def stages(lab_id: str) -> tuple[str, ...]:
-    """The dvc.yaml stages of a lab: ``<lab>_<stage>`` for each name returned."""
-    if lab_id in READS_FROM:
+    """The lab's stages in its ``labs/<lab>/dvc.yaml``."""
+    if reads_from(lab_id):
         return ("evaluate",)
-    own = ("train", "decode", "evaluate") if lab_id in SHARED_MODEL else ("train", "evaluate")
-    return own if lab_id in DATA_FROM else ("preprocess", *own)
+    own = ("train", "decode", "evaluate") if shared_model(lab_id) else ("train", "evaluate")
+    return own if data_from(lab_id) else ("preprocess", *own)
 
 
 def data_lab(lab_id: str) -> str:
     """The lab whose processed data (and data set) ``lab_id`` uses: its own, or the one it reads from."""
-    return READS_FROM.get(lab_id) or DATA_FROM.get(lab_id, lab_id)
+    return reads_from(lab_id) or data_from(lab_id) or lab_id
 
 
-def lab_module(lab_id: str) -> ModuleType:
-    if lab_id not in LABS:
-        raise KeyError(f"unknown lab '{lab_id}'; known labs: {', '.join(LABS)}")
-    return importlib.import_module(LABS[lab_id])
+def __getattr__(name: str) -> dict[str, str]:
+    """``READS_FROM``, ``SHARED_MODEL``, ``DATA_FROM``: lab id -> value, for the labs that set it."""
+    getter = {"READS_FROM": reads_from, "SHARED_MODEL": shared_model, "DATA_FROM": data_from}.get(name)
+    if getter is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return {lab: value for lab in LABS if (value := getter(lab))}

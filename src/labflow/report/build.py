@@ -94,7 +94,7 @@ def build_report(root: Path, out: Path, *, ui: str = links.DEFAULT_UI, with_link
 
 def _write_pages(root: Path, out: Path, *, ui: str, with_links: bool) -> None:
     """Every page, its figures and the marker, into the empty folder ``out``."""
-    from labflow.config import load_params
+    from labflow.frame.config import load_params
     from labflow.labs import LABS, lab_module
     from labflow.tracking.tags import git_state
 

@@ -26,9 +26,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from labflow import atomic
-
-
+from labflow.frame import atomic
 class PostgresError(RuntimeError):
     """The private cluster cannot be set up or started; the message says how to fix it."""
 
@@ -48,7 +46,7 @@ def free_port() -> int:
 
 
 def write_private_file(path: Path, text: str) -> None:
-    """Write a secret that no other user can read at any moment: :mod:`labflow.atomic` creates
+    """Write a secret that no other user can read at any moment: :mod:`labflow.frame.atomic` creates
     its temporary file 0600 (never written first and chmod-ed after) and renames it over ``path``."""
     atomic.write_text(path, text)
 

@@ -34,8 +34,7 @@ class MlflowEpochLogger(Callback):
         self._flush(state)
 
     def _flush(self, state) -> None:
-        from labflow import timing
-
+        from labflow.frame import timing
         if self._logged_up_to is None:  # first write: a resumed run may hold epochs already
             self._logged_up_to = self.run.last_step("train_loss") if state.resumed_from else 0
         rows = []

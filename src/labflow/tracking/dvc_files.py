@@ -9,8 +9,8 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from labflow.atomic import replacing
-from labflow.atomic import write_text as _atomic_write_text
+from labflow.frame.atomic import replacing
+from labflow.frame.atomic import write_text as _atomic_write_text
 
 
 def _clean(value):

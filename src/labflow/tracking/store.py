@@ -2,7 +2,7 @@
 
 Default: ``sqlite:///<repo>/mlflow.db`` with artifacts in ``<repo>/mlruns``, both
 absolute and resolved out of ``dvc exp run --queue`` copies (see
-:func:`labflow.paths.store_root`). ``MLFLOW_TRACKING_URI`` points at a team server.
+:func:`labflow.frame.paths.store_root`). ``MLFLOW_TRACKING_URI`` points at a team server.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from labflow.paths import store_root
+from labflow.frame.paths import store_root
 
 
 class TrackingError(RuntimeError):

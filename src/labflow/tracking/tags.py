@@ -9,7 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from labflow.paths import repo_root
+from labflow.frame.paths import repo_root
 
 
 def stable_hash(obj) -> str:

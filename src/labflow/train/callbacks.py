@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labflow.atomic import replacing
+from labflow.frame.atomic import replacing
 from labflow.data.download import DataError
 from labflow.train import distributed
 
@@ -168,7 +168,7 @@ class LossTrace(Callback):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` that a crash never leaves half-written (see :mod:`labflow.atomic`)."""
+    """``torch.save`` that a crash never leaves half-written (see :mod:`labflow.frame.atomic`)."""
     with replacing(path, "wb") as fh:
         torch.save(obj, fh)
 
@@ -323,8 +323,7 @@ class Checkpoint(Callback):
     def on_epoch_end(self, state) -> None:
         if state.epoch % self.every and state.epoch != state.epochs and not state.stop:
             return
-        from labflow import timing
-
+        from labflow.frame import timing
         with timing.not_work():  # crash safety is bookkeeping, not training
             self._save(state)
 

@@ -14,7 +14,7 @@ copy calls :func:`init_from_env`, then :func:`labflow.train.fit` sees a process 
 - lets rank 0 alone write checkpoints (holding every rank's RNG state, so a resumed run
   continues each rank's dropout stream) while every rank resumes from that file.
 
-:func:`labflow.labs.base.train_variant` keeps MLflow, the model file and the DVC files to
+:func:`labflow.frame.base.train_variant` keeps MLflow, the model file and the DVC files to
 rank 0. With no process group nothing here runs: one process trains exactly as before.
 """
 

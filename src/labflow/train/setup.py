@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from labflow.config import ConfigError
+from labflow.frame.config import ConfigError
 
 
 def seed_everything(seed: int) -> None:

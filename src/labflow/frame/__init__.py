@@ -1,0 +1,1 @@
+"""The frame every lab runs in: params (config), places (paths), atomic files, timings, the lab context and its tracked training (base), the stage functions (stages) and the warm stage runner (runner)."""

@@ -1,0 +1,64 @@
+"""Lab 13's section of params.yaml (``lab13:``); labflow.frame.config assembles the labs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from labflow.frame.config import SplitConfig, Strict
+
+
+class Lab13Data(SplitConfig):
+    # quick/smoke: MNIST-5k digits (offline); full: the flower photos (online).
+    dataset: Literal["mnist", "flowers"] = "mnist"
+
+
+class Lab13Backbone(Strict):
+    # lab10: lab 10's trained ResNet18 (models/lab10/resnet18/model.pt, a DVC dependency);
+    # imagenet: torchvision's ImageNet weights (data.resnet18_imagenet, full profile).
+    source: Literal["lab10", "imagenet"] = "lab10"
+
+
+class Lab13Train(Strict):
+    epochs: int = Field(gt=0)  # every variant's whole budget, both phases together
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)  # the new head's learning rate
+    backbone_lr: float = Field(gt=0)  # the trained backbone stages' learning rate (a variant may override it)
+
+
+class Lab13Variant(Strict):
+    """What a variant starts from and trains.
+
+    Phase 1 (``warmup_epochs`` epochs) trains the head only; phase 2 (the remaining
+    epochs) also trains the stages in ``unfreeze`` at the backbone learning rate. With
+    ``warmup_epochs: 0`` there is one phase that trains ``unfreeze`` and the head from the start.
+    """
+
+    pretrained: bool  # start from the source backbone's weights (false: the same net, seeded random weights)
+    unfreeze: tuple[Literal["stem", "layer1", "layer2", "layer3", "layer4"], ...] = ()
+    warmup_epochs: int = Field(0, ge=0)
+    backbone_lr: float | None = Field(None, gt=0)  # lr of the unfrozen stages (null: train.backbone_lr)
+
+    @model_validator(mode="after")
+    def _phases_make_sense(self):
+        if self.warmup_epochs and not self.unfreeze:
+            raise ValueError("warmup_epochs > 0 needs stages in `unfreeze` (nothing to unfreeze after the warm-up)")
+        if self.backbone_lr is not None and not self.unfreeze:
+            raise ValueError("backbone_lr is set but `unfreeze` is empty (no backbone stage trains)")
+        return self
+
+
+class Lab13Config(Strict):
+    data: Lab13Data
+    backbone: Lab13Backbone = Lab13Backbone()
+    train: Lab13Train
+    variants: dict[str, Lab13Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _warmup_within_budget(self):
+        for name, v in self.variants.items():
+            if v.warmup_epochs >= self.train.epochs:
+                raise ValueError(f"variants.{name}.warmup_epochs ({v.warmup_epochs}) must be below train.epochs "
+                                 f"({self.train.epochs}): phase 2 needs at least one epoch")
+        return self
