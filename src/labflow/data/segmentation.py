@@ -35,6 +35,7 @@ import numpy as np
 
 from labflow.data.download import DataError
 from labflow.data.manifest import write_manifest
+from labflow.data.raw import PROFILES, default_cache, manifest_of_kind, mark_unavailable, replace_dir
 
 if TYPE_CHECKING:
     from labflow.frame.config import SegmentationSource
@@ -192,8 +193,6 @@ def build_from_folder(root: Path, dest: Path, *, image_size: int, test_fraction:
 def fetch_segmentation(profile: str, source: SegmentationSource, dest: str | os.PathLike,
                        cache: str | os.PathLike | None = None) -> dict:
     """The download stage of ``segmentation``: built under ``full`` from ``source.source``, a marker otherwise."""
-    from labflow.data.datasets import PROFILES, _replace_dir, default_cache, mark_unavailable
-
     if profile not in PROFILES:
         raise DataError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")
     if profile != "full":
@@ -218,7 +217,7 @@ def fetch_segmentation(profile: str, source: SegmentationSource, dest: str | os.
             origin = f"user folder: {root.resolve()}"
         manifest = write_manifest(build, extra | {"dataset": "segmentation", "profile": profile, "source": origin,
                                                   "segmentation_source": source.source})
-        _replace_dir(build, dest)
+        replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return manifest
@@ -226,10 +225,8 @@ def fetch_segmentation(profile: str, source: SegmentationSource, dest: str | os.
 
 def load_segmentation(dest: str | os.PathLike) -> SegmentationData:
     """The segmentation data set fetched into ``dest``, after checking its manifest."""
-    from labflow.data.datasets import _manifest_of_kind
-
     dest = Path(dest)
-    manifest = _manifest_of_kind(dest, "segmentation")
+    manifest = manifest_of_kind(dest, "segmentation")
     with np.load(dest / SEGMENTATION) as z:
         return SegmentationData(z["x_train"], z["m_train"], z["x_test"], z["m_test"],
                                 manifest.get("segmentation_source", ""))

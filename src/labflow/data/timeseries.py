@@ -31,6 +31,7 @@ import numpy as np
 
 from labflow.data.download import DataError
 from labflow.data.manifest import verify_manifest, write_manifest
+from labflow.data.raw import PROFILES, mark_unavailable, replace_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -265,8 +266,6 @@ def read_user_csv(source: SeriesCsvSource, key: str) -> tuple[pd.DataFrame, dict
 
 def fetch_user_csv(name: str, profile: str, source: SeriesCsvSource, dest: str | os.PathLike) -> dict:
     """The download stage of a user-CSV series: build it under ``full``, a marker otherwise."""
-    from labflow.data.datasets import PROFILES, _replace_dir, mark_unavailable
-
     if name not in USER_CSV_DATASETS:
         raise DataError(f"unknown user-CSV data set '{name}'; known: {', '.join(sorted(USER_CSV_DATASETS))}")
     if profile not in PROFILES:
@@ -286,7 +285,7 @@ def fetch_user_csv(name: str, profile: str, source: SeriesCsvSource, dest: str |
                             frequency=source.frequency, description=f"{source.file}: {', '.join(source.value_columns)}")
         manifest = write_manifest(build, extra | notes | {"dataset": name, "profile": profile,
                                                           "source": f"user CSV: {path}", "target": source.value_columns[0]})
-        _replace_dir(build, dest)
+        replace_dir(build, dest)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return manifest
