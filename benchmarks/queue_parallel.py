@@ -41,7 +41,7 @@ def _smoke_copy(dest: Path, env: dict) -> Path:
     params = repo / "params.yaml"
     params.write_text(re.sub(r"(?m)^profile: \w+", "profile: smoke", params.read_text()))
     (repo / "dvc.lock").unlink(missing_ok=True)
-    _sh(repo, "dvc", "repro", "lab05_evaluate", env=env)
+    _sh(repo, "dvc", "repro", "labs/lab05/dvc.yaml:evaluate", env=env)
     _sh(repo, "git", "add", "-A", env=env)
     _sh(repo, "git", "commit", "-qm", "baseline", env=env)
     return repo
@@ -53,7 +53,7 @@ def queue_four(repo: Path, env: dict, jobs: int, decays: list[float], timeout: f
     for i, decay in enumerate(decays):
         names.append(f"j{jobs}-{i}")
         _sh(repo, "dvc", "exp", "run", "--queue", "-n", names[-1], "-S",
-            f"lab05.variants.l2.weight_decay={decay}", "lab05_evaluate", env=env)
+            f"lab05.variants.l2.weight_decay={decay}", "labs/lab05/dvc.yaml:evaluate", env=env)
     started = time.monotonic()
     _sh(repo, "dvc", "queue", "start", "-j", str(jobs), env=env)
     while time.monotonic() - started < timeout:

@@ -15,6 +15,35 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pipeline_files(root: Path = REPO) -> list[Path]:
+    """The root dvc.yaml and every lab's labs/<lab>/dvc.yaml."""
+    return [root / "dvc.yaml", *sorted((root / "labs").glob("*/dvc.yaml"))]
+
+
+def all_stages(root: Path = REPO) -> dict[str, dict]:
+    """Every stage definition by its DVC address (``preflight``, ``labs/lab01/dvc.yaml:train``)."""
+    stages = {}
+    for file in pipeline_files(root):
+        prefix = "" if file.parent == root else f"{file.parent.relative_to(root).as_posix()}/dvc.yaml:"
+        for name, spec in (yaml.safe_load(file.read_text()).get("stages") or {}).items():
+            stages[prefix + name] = spec
+    return stages
+
+
+def all_plots(root: Path = REPO) -> list:
+    """Every top-level plot, its paths made relative to the root (a lab's are relative to its folder)."""
+    plots = []
+    for file in pipeline_files(root):
+        up = "../" * len(file.parent.relative_to(root).parts)
+        for plot in yaml.safe_load(file.read_text()).get("plots") or []:
+            if isinstance(plot, str):
+                plots.append(plot.removeprefix(up))
+            else:
+                plots.append({pid: {**spec, "y": {k.removeprefix(up): v for k, v in (spec.get("y") or {}).items()}}
+                              for pid, spec in plot.items()})
+    return plots
+
+
 @pytest.fixture
 def raw_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())

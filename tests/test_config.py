@@ -10,7 +10,7 @@ import yaml
 from labflow.frame.config import PROFILES, ConfigError, apply_profile, load_params, parse_params
 from labflow.labs import DATA_FROM, LABS, READS_FROM, SHARED_MODEL
 from labflow.labs import stages as lab_stages
-from conftest import REPO
+from conftest import REPO, all_plots, all_stages
 
 
 def test_repository_params_are_valid_for_every_profile(raw_params):
@@ -80,36 +80,35 @@ def test_apply_profile_does_not_mutate_input(raw_params):
 def test_dvc_yaml_matches_params_and_registry(raw_params):
     """Every lab has its stages (and no others), and the top-level plots name every variant in
     params.yaml; a lab that trains nothing depends on every model and the data it reads."""
-    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    stages = dvc["stages"]
-    plot_files = {f for plot in dvc["plots"] if isinstance(plot, dict) for spec in plot.values() for f in spec["y"]}
+    stages = all_stages()
+    plot_files = {f for plot in all_plots() if isinstance(plot, dict) for spec in plot.values() for f in spec["y"]}
     for lab in LABS:
         own = lab_stages(lab)
         for stage in ("preprocess", "train", "decode", "evaluate"):
-            assert (f"{lab}_{stage}" in stages) == (stage in own), (lab, stage)
+            assert (f"labs/{lab}/dvc.yaml:{stage}" in stages) == (stage in own), (lab, stage)
         if lab in DATA_FROM:  # it reads another lab's processed data, and says so to DVC
             source = DATA_FROM[lab]
-            assert all(f"data/processed/{source}" in stages[f"{lab}_{s}"]["deps"] for s in own), lab
+            assert all(f"data/processed/{source}" in stages[f"labs/{lab}/dvc.yaml:{s}"]["deps"] for s in own), lab
         if lab in SHARED_MODEL:
             # one model per training seed, decoded by each variant (a matrix over variants and seeds)
-            model, train, decode = SHARED_MODEL[lab], stages[f"{lab}_train"], stages[f"{lab}_decode"]
+            model, train, decode = SHARED_MODEL[lab], stages[f"labs/{lab}/dvc.yaml:train"], stages[f"labs/{lab}/dvc.yaml:decode"]
             assert train["matrix"] == {"seed": "${seeds}"}, lab
             assert decode["matrix"] == {"variant": "${%s.variants}" % lab, "seed": "${seeds}"}, lab
-            assert "seeds" not in train["params"] and "seeds" in stages[f"{lab}_evaluate"]["params"], lab
+            assert "seeds" not in train["params"] and "seeds" in stages[f"labs/{lab}/dvc.yaml:evaluate"]["params"], lab
             assert f"models/{lab}/{model}/seed${{item.seed}}/model.pt" in decode["deps"], lab
             assert not any("models/" in (next(iter(o)) if isinstance(o, dict) else o) for o in decode["outs"]), lab
             assert any(f"results/{lab}/variants/{model}/seed${{seed}}/" in f for f in plot_files), lab
         elif "train" in own:
-            train = stages[f"{lab}_train"]
+            train = stages[f"labs/{lab}/dvc.yaml:train"]
             # one stage per variant and training seed; adding a seed must not rerun the others
             assert train["matrix"] == {"variant": "${%s.variants}" % lab, "seed": "${seeds}"}, lab
-            assert "seeds" not in train["params"] and "seeds" in stages[f"{lab}_evaluate"]["params"], lab
+            assert "seeds" not in train["params"] and "seeds" in stages[f"labs/{lab}/dvc.yaml:evaluate"]["params"], lab
             assert all("${item.variant}/seed${item.seed}/" in next(iter(o)) if isinstance(o, dict) else
                        "${item.variant}/seed${item.seed}/" in o for o in train["outs"]), lab
             for variant in raw_params[lab]["variants"]:
                 assert any(f"results/{lab}/variants/{variant}/seed${{seed}}/" in f for f in plot_files), (lab, variant)
         else:
-            source, deps = READS_FROM[lab], stages[f"{lab}_evaluate"]["deps"]
+            source, deps = READS_FROM[lab], stages[f"labs/{lab}/dvc.yaml:evaluate"]["deps"]
             assert f"data/processed/{source}" in deps
             for variant in raw_params[lab]["variants"]:
                 assert f"models/{source}/{variant}/seed${{seed}}/model.pt" in deps, (lab, variant)

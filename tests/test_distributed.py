@@ -197,14 +197,14 @@ def _runs(repo: Path) -> list[tuple]:
 @pytest.mark.slow
 def test_lab01_with_two_processes_matches_one_process_and_logs_one_run(tmp_path):
     repo = copy_repo(tmp_path / "repo", profile="smoke", edit=_no_dropout)
-    _sh(repo, "dvc", "repro", "lab01_train")
+    _sh(repo, "dvc", "repro", "labs/lab01/dvc.yaml:train")
     single_w, single_m = _lab01_outputs(repo)
     before = _runs(repo)
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["distributed"] = {"processes": 2, "backend": "gloo"}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _sh(repo, "dvc", "repro", "lab01_train")
+    out = _sh(repo, "dvc", "repro", "labs/lab01/dvc.yaml:train")
     assert "relaunching under torchrun" in out, out[-3000:]
     ddp_w, ddp_m = _lab01_outputs(repo)
 

@@ -230,7 +230,7 @@ def test_a_killed_train_stage_resumes_from_its_checkpoint(tmp_path):
     import mlflow
 
     repo = copy_repo(tmp_path / "repo", profile="smoke", edit=_crash_params)
-    stage = f"lab07_train@{KILLED}-42"
+    stage = f"labs/lab07/dvc.yaml:train@{KILLED}-42"
     folder = repo / "results" / "lab07" / "variants" / KILLED / "seed42"
     ckpt = repo / "checkpoints" / "lab07" / KILLED / "seed42" / "last.pt"
 

@@ -10,7 +10,7 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import REPO
+from conftest import REPO, all_stages
 from labflow.frame.config import parse_params
 from labflow.data.download import DataError
 from labflow.data.manifest import manifest_hash
@@ -159,7 +159,7 @@ def test_preprocess_copies_lab01s_split_byte_for_byte(tmp_path, monkeypatch, par
 
 def test_preprocess_without_lab01_names_the_stage_to_run(tmp_path, monkeypatch, params):
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
-    with pytest.raises(DataError, match="dvc repro lab01_preprocess"):
+    with pytest.raises(DataError, match="dvc repro labs/lab01/dvc.yaml:preprocess"):
         lab.preprocess(base.LabContext("lab09", params, progress=False))
 
 
@@ -173,14 +173,14 @@ def test_training_settings_match_lab01s_budget(raw_params):
 
 
 def test_dvc_yaml_declares_lab01s_data_and_results_as_dependencies():
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert "data/processed/lab01" in stages["lab09_preprocess"]["deps"]
-    deps = stages["lab09_evaluate"]["deps"]
+    stages = all_stages()
+    assert "data/processed/lab01" in stages["labs/lab09/dvc.yaml:preprocess"]["deps"]
+    deps = stages["labs/lab09/dvc.yaml:evaluate"]["deps"]
     run = f"{lab.BASELINE_VARIANT}/seed${{seed}}"  # lab 01's run with the primary seed
     for needed in (f"results/{lab.BASELINE_LAB}/variants/{run}/metrics.json",
                    f"results/{lab.BASELINE_LAB}/variants/{run}/history.csv",
                    f"models/{lab.BASELINE_LAB}/{run}/model.pt"):
         assert needed in deps
     # Lab 01 is read, never retrained by lab 09's stages.
-    outs = [s.get("outs") or s.get("do", {}).get("outs", []) for name, s in stages.items() if name.startswith("lab09")]
+    outs = [s.get("outs") or s.get("do", {}).get("outs", []) for name, s in stages.items() if name.startswith("labs/lab09/")]
     assert all(outs) and not any("lab01" in str(o) for o in outs)

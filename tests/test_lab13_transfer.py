@@ -249,7 +249,7 @@ def test_missing_source_model_or_wrong_channels_say_what_to_do(lab13_repo):
     with pytest.raises(ValueError, match="takes 1-channel images but lab13.data.dataset has 3"):
         lab.make_model(ctx, info, 5, 3, pretrained=True)
     (lab.source_model(42)).unlink()
-    with pytest.raises(FileNotFoundError, match="dvc repro lab10_train@resnet18-42"):
+    with pytest.raises(FileNotFoundError, match="dvc repro labs/lab10/dvc.yaml:train@resnet18-42"):
         lab.source_info(ctx)
 
 

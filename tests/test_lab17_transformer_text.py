@@ -113,7 +113,7 @@ def test_lab15s_best_model_and_baselines_are_read_on_the_same_split(tmp_path, mo
     ctx = base.LabContext("lab17", params)
     ctx.processed_dir.mkdir(parents=True)
     (ctx.processed_dir / "meta.json").write_text(json.dumps({"split_digest": "abc"}))
-    with pytest.raises(FileNotFoundError, match="lab15_evaluate"):
+    with pytest.raises(FileNotFoundError, match="labs/lab15/dvc.yaml:evaluate"):
         lab.lab15_results(ctx)
     write_lab15_results(tmp_path, "abc")
     got = lab.lab15_results(ctx)

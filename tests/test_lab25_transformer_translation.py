@@ -245,7 +245,7 @@ def test_stages_train_once_decode_without_training_and_compare(lab16_repo, monke
 
 def test_decode_names_the_missing_model(lab16_repo):  # noqa: F811
     ctx = base.LabContext("lab25", fixture_params(), progress=False)
-    with pytest.raises(FileNotFoundError, match="lab25_train@42"):
+    with pytest.raises(FileNotFoundError, match="labs/lab25/dvc.yaml:train@42"):
         lab.decode(ctx, "beam")
 
 

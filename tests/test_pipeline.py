@@ -210,7 +210,7 @@ def test_same_stage_twice_gives_identical_metrics(repo):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "rerun baseline", check=False)
     before = metrics(repo, "lab03", "mini_batch")
-    sh(repo, "dvc", "repro", "-f", "-s", "lab03_train@mini_batch-42", "lab03_evaluate")
+    sh(repo, "dvc", "repro", "-f", "-s", "labs/lab03/dvc.yaml:train@mini_batch-42", "labs/lab03/dvc.yaml:evaluate")
     assert metrics(repo, "lab03", "mini_batch") == before
     assert json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout) == {}
 
@@ -225,7 +225,7 @@ def test_bad_params_stop_the_pipeline_before_any_stage_and_keep_outputs(repo):
         proc = sh(repo, "dvc", "repro", check=False)
         assert proc.returncode != 0
         assert "lab01.train.lr" in proc.stderr + proc.stdout
-        assert "Running stage 'lab01_train@mlp-42'" not in proc.stdout
+        assert "Running stage 'labs/lab01/dvc.yaml:train@mlp-42'" not in proc.stdout
         assert (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text() == saved
     finally:
         (repo / "params.yaml").write_text(original)
@@ -256,8 +256,8 @@ def test_exp_run_with_a_new_learning_rate_shows_in_exp_show_and_metrics_diff(rep
     sh(repo, "git", "commit", "-qm", "smoke baseline")
     old = metrics(repo, "lab03", "mini_batch")
     proc = sh(repo, "dvc", "exp", "run", "-n", "lr02", "-S", "lab03.variants.mini_batch.lr=0.2")
-    assert "Running stage 'lab03_train@mini_batch-42'" in proc.stdout
-    assert "Running stage 'lab03_train@stochastic-42'" not in proc.stdout  # other variants untouched
+    assert "Running stage 'labs/lab03/dvc.yaml:train@mini_batch-42'" in proc.stdout
+    assert "Running stage 'labs/lab03/dvc.yaml:train@stochastic-42'" not in proc.stdout  # other variants untouched
     assert metrics(repo, "lab03", "mini_batch")["test_loss"] != old["test_loss"]
     diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout)
     assert set(diff) == {"results/lab03/compare/metrics.json"}, diff  # one metrics file per lab
@@ -296,7 +296,7 @@ def test_a_queued_experiment_runs_only_the_stages_its_change_touches(repo):
     assert re.search(r"queued-l2\s+\S+ \S+\s+Success", status), status
     logs = sh(repo, "dvc", "queue", "logs", "queued-l2").stdout
     ran = sorted(re.findall(r"Running stage '([^']+)'", logs))
-    assert ran == ["lab05_evaluate", "lab05_train@l2-42", "preflight"], logs[-3000:]
+    assert ran == ["labs/lab05/dvc.yaml:evaluate", "labs/lab05/dvc.yaml:train@l2-42", "preflight"], logs[-3000:]
     # MLflow: the experiment's runs are exactly that variant and its lab's comparison, nested and finished.
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     tagged = [r for exp in client.search_experiments() for r in client.search_runs(
@@ -322,12 +322,12 @@ def test_a_lab10_variant_change_reruns_only_it_and_the_labs_that_read_it(repo):
     assert _stale_stages(repo) == set()
     proc = sh(repo, "dvc", "exp", "run", "-S", "lab10.variants.resnet18.width=0.5")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
-    lab13 = {f"lab13_train@{v}-42" for v in params(repo)["lab13"]["variants"]} | {"lab13_evaluate"}
-    assert ran == {"lab10_train@resnet18-42", "lab10_evaluate", "lab11_evaluate"} | lab13, proc.stdout[-3000:]
+    lab13 = {f"labs/lab13/dvc.yaml:train@{v}-42" for v in params(repo)["lab13"]["variants"]} | {"labs/lab13/dvc.yaml:evaluate"}
+    assert ran == {"labs/lab10/dvc.yaml:train@resnet18-42", "labs/lab10/dvc.yaml:evaluate", "labs/lab11/dvc.yaml:evaluate"} | lab13, proc.stdout[-3000:]
     assert _stale_stages(repo) == set()
     proc = sh(repo, "dvc", "exp", "run", "-S", "lab10.variants.vgg.width=0.5")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
-    assert ran == {"lab10_train@vgg-42", "lab10_evaluate"}, proc.stdout[-3000:]
+    assert ran == {"labs/lab10/dvc.yaml:train@vgg-42", "labs/lab10/dvc.yaml:evaluate"}, proc.stdout[-3000:]
 
 
 def test_a_teammate_pulls_the_trained_models_from_a_dvc_remote_instead_of_training(repo, tmp_path):
@@ -359,7 +359,7 @@ def test_a_lab16_training_knob_shows_its_bleu_change_in_metrics_diff(repo):
     sh(repo, "git", "commit", "-qm", "lab16 baseline", check=False)
     proc = sh(repo, "dvc", "exp", "run", "-n", "lab16-lr", "-S", "lab16.train.lr=0.01")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout))
-    assert {"lab16_train@attention-42", "lab16_train@no_attention-42", "lab16_evaluate"} <= ran, ran
+    assert {"labs/lab16/dvc.yaml:train@attention-42", "labs/lab16/dvc.yaml:train@no_attention-42", "labs/lab16/dvc.yaml:evaluate"} <= ran, ran
     assert not {s for s in ran if s.startswith(("lab15", "lab17"))}, ran  # nothing else retrained
     diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout)
     changed = diff["results/lab16/compare/metrics.json"]
@@ -377,10 +377,10 @@ def test_three_seeds_on_lab04_give_mean_std_and_noise_verdicts(repo):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "seeds baseline", check=False)
     before = metrics(repo, "lab04", "adam")
-    proc = sh(repo, "dvc", "exp", "run", "-n", "three-seeds", "-S", "seeds=[42,43,44]", "lab04_evaluate")
+    proc = sh(repo, "dvc", "exp", "run", "-n", "three-seeds", "-S", "seeds=[42,43,44]", "labs/lab04/dvc.yaml:evaluate")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
     variants = list(params(repo)["lab04"]["variants"])
-    assert ran == {f"lab04_train@{v}-{s}" for v in variants for s in (43, 44)} | {"lab04_evaluate"}, ran
+    assert ran == {f"labs/lab04/dvc.yaml:train@{v}-{s}" for v in variants for s in (43, 44)} | {"labs/lab04/dvc.yaml:evaluate"}, ran
     assert metrics(repo, "lab04", "adam") == before  # seed 42's run was not retrained
     compare = repo / "results" / "lab04" / "compare"
     seeds_md = (compare / "seeds.md").read_text()

@@ -72,7 +72,7 @@ def test_a_lab_page_holds_its_table_figures_and_the_course_number(tmp_path):
     assert variant_run_ids(tmp_path, "lab04", [43]) == {}  # runs of seeds params.yaml does not list
     assert "0.81 ± 0.01" in page.seeds_md
     missing = collect_lab(tmp_path, "lab05", "regularisation", params.lab05)
-    assert "dvc repro lab05_evaluate" in missing.missing and not missing.table
+    assert "dvc repro labs/lab05/dvc.yaml:evaluate" in missing.missing and not missing.table
 
 
 def test_report_writes_an_index_and_a_page_per_lab_that_work_from_disk(tmp_path, monkeypatch):
@@ -97,7 +97,7 @@ def test_report_writes_an_index_and_a_page_per_lab_that_work_from_disk(tmp_path,
     for src in ("figures/test_accuracy.png", "figures/adam__curves.png"):
         assert f'src="{src}"' in lab04 and (root / "report" / "lab04" / src).exists()
     assert "not run yet" in text  # labs without results say so on the index
-    assert "run `dvc repro lab05_evaluate` first" in (root / "report" / "lab05" / "index.html").read_text()
+    assert "run `dvc repro labs/lab05/dvc.yaml:evaluate` first" in (root / "report" / "lab05" / "index.html").read_text()
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make setup installs it)")

@@ -183,7 +183,7 @@ def test_preflight_refuses_cuda_without_a_gpu_in_one_line(no_gpu, mlflow_store, 
 
 
 def test_a_train_stage_reaching_cuda_without_a_gpu_fails_in_one_line(no_gpu, capsys):
-    """``dvc repro lab01_train@...`` alone skips preflight: the device choice still fails cleanly."""
+    """``dvc repro labs/lab01/dvc.yaml:train@...`` alone skips preflight: the device choice still fails cleanly."""
     from labflow.train import setup_torch
 
     def train_on_cuda():

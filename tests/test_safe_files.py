@@ -46,14 +46,15 @@ class _Crash(Callback):
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch, raw_params, mlflow_store):
-    """A repository whose dvc.yaml gives lab01_train one code dep, src/toy_model.py."""
+    """A repository whose labs/lab01/dvc.yaml gives the train stage one code dep, src/toy_model.py."""
     root = tmp_path / "repo"
     (root / "src").mkdir(parents=True)
     params = {**raw_params, "profile": "smoke", "tracking": {**raw_params["tracking"], "log_models": False}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "src" / "toy_model.py").write_text("HIDDEN = 16\n")
     stage = {"cmd": "python stages/train.py lab01 ${item.variant}", "deps": ["src/toy_model.py", "data/processed/lab01"]}
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"lab01_train": stage}}))
+    (root / "labs" / "lab01").mkdir(parents=True)
+    (root / "labs" / "lab01" / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stage}}))
     monkeypatch.setenv("LABFLOW_ROOT", str(root))
     g = torch.Generator().manual_seed(0)
     x = torch.randn(128, 8, generator=g)
@@ -154,13 +155,15 @@ def test_the_code_hash_follows_an_edit_of_a_dep(tmp_path):
     (tmp_path / "src" / "pkg").mkdir(parents=True)
     (tmp_path / "src" / "pkg" / "a.py").write_text("A = 1\n")
     (tmp_path / "src" / "pkg" / "notes.txt").write_text("not code\n")
-    (tmp_path / "dvc.yaml").write_text("stages:\n  lab99_train:\n    cmd: x\n    deps: [src/pkg, data/x]\n")
+    pipeline = tmp_path / "labs" / "lab99" / "dvc.yaml"
+    pipeline.parent.mkdir(parents=True)
+    pipeline.write_text("stages:\n  train:\n    cmd: x\n    deps: [src/pkg, data/x]\n")
     before = base.code_hash("lab99", tmp_path)
     (tmp_path / "src" / "pkg" / "notes.txt").write_text("still not code\n")
     assert base.code_hash("lab99", tmp_path) == before
     (tmp_path / "src" / "pkg" / "a.py").write_text("A = 2\n")
     assert base.code_hash("lab99", tmp_path) != before
-    (tmp_path / "dvc.yaml").write_text("stages: [broken\n")
+    pipeline.write_text("stages: [broken\n")
     assert base.code_hash("lab99", tmp_path) == base.code_hash("lab99", tmp_path / "nowhere")  # the fallback
 
 

@@ -137,7 +137,7 @@ def test_the_pipeline_logs_to_the_team_server_and_its_artifacts_land_on_the_serv
     import mlflow
 
     repo = copy_repo(tmp_path / "repo", profile="smoke")
-    sh(repo, "dvc", "repro", "lab01_evaluate", env=_env(MLFLOW_TRACKING_URI=server.url))
+    sh(repo, "dvc", "repro", "labs/lab01/dvc.yaml:evaluate", env=_env(MLFLOW_TRACKING_URI=server.url))
     client = mlflow.MlflowClient(tracking_uri=server.url)
     exp = client.get_experiment_by_name("labflow-lab01")
     assert exp.artifact_location.startswith("mlflow-artifacts:")  # the server stores them, not the client
@@ -156,7 +156,7 @@ def _queue_four(repo: Path, env: dict, jobs: int) -> tuple[float, list[str]]:
         name = f"j{jobs}-wd{i}"
         # the lab as target: the baseline ran only lab 05, and the other labs are not the point
         sh(repo, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"lab05.variants.l2.weight_decay={wd}",
-           "lab05_evaluate", env=env)
+           "labs/lab05/dvc.yaml:evaluate", env=env)
         names.append(name)
     started = time.monotonic()
     sh(repo, "dvc", "queue", "start", "-j", str(jobs), env=env)
@@ -191,7 +191,7 @@ def _check_queued_runs(client, names: list[str]) -> None:
 
 def _queue_baseline(tmp_path: Path, env: dict) -> Path:
     repo = copy_repo(tmp_path / "repo", profile="smoke")
-    sh(repo, "dvc", "repro", "lab05_evaluate", env=env)
+    sh(repo, "dvc", "repro", "labs/lab05/dvc.yaml:evaluate", env=env)
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "baseline")
     return repo
@@ -243,7 +243,7 @@ def test_basic_auth_server_refuses_a_missing_or_wrong_password_in_one_line(postg
         os.environ["MLFLOW_TRACKING_PASSWORD"] = secret
         check_tracking(s.url)
         repo = copy_repo(tmp_path / "repo", profile="smoke")
-        proc = sh(repo, "dvc", "repro", "lab01_evaluate", check=False, env=_env(MLFLOW_TRACKING_URI=s.url))
+        proc = sh(repo, "dvc", "repro", "labs/lab01/dvc.yaml:evaluate", check=False, env=_env(MLFLOW_TRACKING_URI=s.url))
         assert proc.returncode != 0
         errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("labflow: error:")]
         assert len(errors) == 1 and "401" in errors[0] and "MLFLOW_TRACKING_PASSWORD" in errors[0], errors
@@ -268,10 +268,10 @@ def test_a_server_killed_mid_run_fails_the_stage_in_one_line_and_the_next_repro_
     s = Server(postgres.uri, data, free_port()).start()
     env = _env(MLFLOW_TRACKING_URI=s.url)
     repo = copy_repo(tmp_path / "repo", profile="smoke", edit=_long_lab07)
-    sh(repo, "dvc", "repro", "lab07_preprocess", env=env)
+    sh(repo, "dvc", "repro", "labs/lab07/dvc.yaml:preprocess", env=env)
     variant = "no_early_stopping"
     ckpt = repo / "checkpoints" / "lab07" / variant / "seed42" / "last.pt"
-    proc = subprocess.Popen(["dvc", "repro", f"lab07_train@{variant}-42"], cwd=repo, env=env, text=True,
+    proc = subprocess.Popen(["dvc", "repro", f"labs/lab07/dvc.yaml:train@{variant}-42"], cwd=repo, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
@@ -292,7 +292,7 @@ def test_a_server_killed_mid_run_fails_the_stage_in_one_line_and_the_next_repro_
 
     s.start()
     try:
-        again = sh(repo, "dvc", "repro", f"lab07_train@{variant}-42", env=env)
+        again = sh(repo, "dvc", "repro", f"labs/lab07/dvc.yaml:train@{variant}-42", env=env)
         assert "resumed from" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
         run_id = json.loads((repo / "results" / "lab07" / "variants" / variant / "seed42" / "run.json").read_text())["run_id"]
         assert mlflow.MlflowClient(tracking_uri=s.url).get_run(run_id).info.status == "FINISHED"

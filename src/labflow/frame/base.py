@@ -125,7 +125,7 @@ def code_hash(lab_id: str, root: Path | None = None) -> str:
     Without it a resume after an edit of the model code either crashes in
     ``load_state_dict`` or silently continues weights the old code made. The files are the
     code deps (under ``src/`` or ``stages/``; a folder means every ``*.py`` in it) of the
-    ``<lab>_train`` stage in ``root``'s dvc.yaml: what makes DVC rerun the stage. Without
+    ``train`` stage in ``root``/labs/<lab>/dvc.yaml: what makes DVC rerun the stage. Without
     dvc.yaml or that stage (a test's bare folder), every ``*.py`` of the installed labflow
     package. Each file counts with its path and bytes; it takes a few milliseconds.
     """
@@ -143,13 +143,13 @@ def code_hash(lab_id: str, root: Path | None = None) -> str:
 
 
 def _train_stage_code_files(root: Path, lab_id: str) -> list[Path] | None:
-    """The code files (sorted) among the deps of ``<lab_id>_train`` in ``root``/dvc.yaml; None without one."""
+    """The code files (sorted) among the deps of ``train`` in ``root``/labs/<lab>/dvc.yaml; None without one."""
     import yaml
 
     try:
-        text = (root / "dvc.yaml").read_text()
+        text = paths.lab_pipeline(lab_id, root).read_text()
         stages = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)).get("stages") or {}
-        deps = stages[f"{lab_id}_train"].get("deps") or []
+        deps = stages["train"].get("deps") or []
     except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError):
         return None
     files: set[Path] = set()
@@ -378,7 +378,7 @@ def _seed_run(ctx: LabContext, variant: str, seed: int) -> dict[str, Any]:
     if not (folder / "metrics.json").exists():
         raise FileNotFoundError(
             f"{folder / 'metrics.json'} is missing: run the train stage first "
-            f"(`dvc repro {ctx.lab_id}_train@{variant}-{seed}`)"
+            f"(`dvc repro labs/{ctx.lab_id}/dvc.yaml:train@{variant}-{seed}`)"
         )
     return {
         "metrics": dvc_files.read_metrics_and_timings(folder),

@@ -62,3 +62,8 @@ def results_dir(lab: str, variant: str | None = None, seed: int | None = None) -
     if seed is None:
         raise TypeError(f"results_dir({lab!r}, {variant!r}): a variant's results are per training seed; pass seed=")
     return base / "variants" / variant / seed_folder(seed)
+
+
+def lab_pipeline(lab: str, root: Path | None = None) -> Path:
+    """The lab's own DVC pipeline file (its stages' addresses are ``labs/<lab>/dvc.yaml:<stage>``)."""
+    return (repo_root() if root is None else root) / "labs" / lab / "dvc.yaml"

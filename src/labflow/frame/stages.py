@@ -204,6 +204,7 @@ def main(func: Callable[..., None], argv: list[str], usage: str) -> int:
     try:
         func(*argv)
         timing.record(func.__name__, argv, time.perf_counter() - started)
+        record_imports(func.__name__, argv)
     except TypeError as err:
         if "positional argument" in str(err):
             print(f"usage: {usage}", file=sys.stderr)
@@ -225,3 +226,22 @@ def main(func: Callable[..., None], argv: list[str], usage: str) -> int:
         print(f"labflow: error: {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def record_imports(stage: str, argv: list[str]) -> None:
+    """With ``LABFLOW_IMPORT_AUDIT=<folder>``, write the labflow source files this process has
+    executed, at the end of a stage: tests/test_layout.py compares them with the stage's declared
+    deps in dvc.yaml, so a file a stage runs but DVC does not watch fails a test, not a result."""
+    import json
+    import os
+
+    folder = os.environ.get("LABFLOW_IMPORT_AUDIT")
+    if not folder:
+        return
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/labflow
+    files = sorted({"src/labflow/" + os.path.relpath(f, package) for m in list(sys.modules.values())
+                    if (f := getattr(m, "__file__", None)) and os.path.abspath(f).startswith(package + os.sep)})
+    os.makedirs(folder, exist_ok=True)
+    name = "-".join([stage, *argv]).replace(os.sep, "_")
+    with open(os.path.join(folder, f"{name}.json"), "w") as fh:
+        json.dump({"stage": stage, "argv": argv, "pid": os.getpid(), "files": files}, fh, indent=1)

@@ -67,7 +67,7 @@ def collect_lab(root: Path, lab_id: str, title: str, lab_cfg: Any, seed: int = 4
     )
     table_file = compare / "comparison.csv"
     if not table_file.exists():
-        page.missing = f"{table_file.relative_to(root)} is missing: run `dvc repro {lab_id}_evaluate` first."
+        page.missing = f"{table_file.relative_to(root)} is missing: run `dvc repro labs/{lab_id}/dvc.yaml:evaluate` first."
         return page
     page.table = read_table(table_file)
     page.figures = sorted((compare / "figures").glob("*.png"))

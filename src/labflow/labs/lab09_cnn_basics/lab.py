@@ -71,7 +71,7 @@ def preprocess(ctx: base.LabContext) -> dict:
     source = paths.processed_dir(source_lab)
     if not (source / "manifest.json").exists():
         raise DataError(f"{source} is missing: lab 09 trains on {source_lab}'s split. "
-                        f"Run `dvc repro {source_lab}_preprocess` first.")
+                        f"Run `dvc repro labs/{source_lab}/dvc.yaml:preprocess` first.")
     files = verify_manifest(source)["files"]
     target = ctx.processed_dir
     if target.exists():
@@ -226,7 +226,7 @@ def check_same_split(reported: float, recomputed: float, n_test: int) -> None:
         raise DataError(
             f"{BASELINE_LAB}'s {BASELINE_VARIANT} scores {recomputed:.4f} on lab 09's {n_test} test images but "
             f"{BASELINE_LAB} reported {reported:.4f}: the labs no longer share their split. Rerun "
-            f"`dvc repro {BASELINE_LAB}_train {LAB_ID}_preprocess`.")
+            f"`dvc repro labs/{BASELINE_LAB}/dvc.yaml:train labs/{LAB_ID}/dvc.yaml:preprocess`.")
 
 
 def _baseline(data: dict, seed: int) -> dict:
@@ -238,7 +238,7 @@ def _baseline(data: dict, seed: int) -> dict:
     for needed in (folder / "metrics.json", model_file):
         if not needed.exists():
             raise FileNotFoundError(f"{needed} is missing: lab 09 compares with {BASELINE_LAB}'s {BASELINE_VARIANT}. "
-                                    f"Run `dvc repro {BASELINE_LAB}_train@{BASELINE_VARIANT}-{seed}` first.")
+                                    f"Run `dvc repro labs/{BASELINE_LAB}/dvc.yaml:train@{BASELINE_VARIANT}-{seed}` first.")
     model, info = load_model(model_file, baseline_from_info)
     return {
         "metrics": dvc_files.read_metrics_and_timings(folder),  # its train_seconds live in timings.json

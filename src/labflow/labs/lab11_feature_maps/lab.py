@@ -15,7 +15,7 @@ every position of every image looked at), the mean L2 norm of the kernels feedin
 far training moved them (||W_trained - W_init|| / ||W_init||). The trained net's test accuracy
 is recomputed (and shown beside the one lab 10 reported).
 
-Lab 11 has one stage, ``lab11_evaluate``: its variants name the lab 10 variants it looks at
+Lab 11 has one stage, ``labs/lab11/dvc.yaml:evaluate``: its variants name the lab 10 variants it looks at
 (see ``labflow.labs.READS_FROM``), and its MLflow parent run has no child runs.
 """
 

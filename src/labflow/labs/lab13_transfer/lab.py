@@ -120,7 +120,7 @@ def source_info(ctx: base.LabContext) -> dict:
     path = source_model(ctx.params.seed)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: lab 13 starts from lab 10's ResNet18; "
-                                f"run `dvc repro {SOURCE_LAB}_train@{SOURCE_VARIANT}-{ctx.params.seed}` first")
+                                f"run `dvc repro labs/{SOURCE_LAB}/dvc.yaml:train@{SOURCE_VARIANT}-{ctx.params.seed}` first")
     info = load_weights(path)["info"]
     if info.get("arch") != "resnet18":
         raise ValueError(f"{path} holds a {info.get('arch')}, not the resnet18 lab 13 transfers")

@@ -77,7 +77,7 @@ def preprocess(ctx: base.LabContext) -> dict:
 
     source = paths.processed_dir(ctx.cfg.data.same_split_as)
     if not (source / "manifest.json").exists():
-        raise DataError(f"{source} is missing: lab 17 uses lab 15's split. Run `dvc repro {SOURCE_LAB}_preprocess` first.")
+        raise DataError(f"{source} is missing: lab 17 uses lab 15's split. Run `dvc repro labs/{SOURCE_LAB}/dvc.yaml:preprocess` first.")
     verify_manifest(source)
     target = ctx.processed_dir
     if target.exists():
@@ -237,13 +237,13 @@ def lab15_results(ctx: base.LabContext) -> dict:
 
     path = paths.results_dir(SOURCE_LAB) / "metrics.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: lab 17 shows lab 15's best model. Run `dvc repro {SOURCE_LAB}_evaluate`.")
+        raise FileNotFoundError(f"{path} is missing: lab 17 shows lab 15's best model. Run `dvc repro labs/{SOURCE_LAB}/dvc.yaml:evaluate`.")
     metrics = dvc_files.read_metrics_and_timings(path.parent)  # train_seconds live in timings.json
     summary = metrics.get("summary", {})
     ours = reviews.read_meta(ctx.processed_dir)["split_digest"]
     if summary.get("split_digest") != ours:
         raise DataError(f"{path} was computed on another split than data/processed/{LAB_ID} "
-                        f"({summary.get('split_digest')} vs {ours}); rerun `dvc repro {SOURCE_LAB}_evaluate {LAB_ID}_evaluate`.")
+                        f"({summary.get('split_digest')} vs {ours}); rerun `dvc repro labs/{SOURCE_LAB}/dvc.yaml:evaluate labs/{LAB_ID}/dvc.yaml:evaluate`.")
     best = summary["best_variant_by_val_acc"]
     baselines = {k: v for k, v in metrics.items() if k not in ("summary", *ctx.params.lab15.variants)}
     return {"best": best, "best_metrics": metrics[best], "baselines": baselines}

@@ -23,7 +23,7 @@ class Lab20Judge(Strict):
     give the samples' confidence and class histogram)."""
 
     # lab10: lab 10's trained simple CNN (models/lab10/simple_cnn/model.pt, a DVC dependency; lab 10
-    # must train on fashion_mnist); own: the same course CNN trained in lab20_evaluate on lab 20's
+    # must train on fashion_mnist); own: the same course CNN trained in labs/lab20/dvc.yaml:evaluate on lab 20's
     # training images (the full profile, where lab 10 trains on CIFAR-10).
     source: Literal["lab10", "own"] = "lab10"
     epochs: int = Field(3, gt=0)  # own only

@@ -291,7 +291,7 @@ def load_judge(ctx: base.LabContext, data: dict, device):
         path = paths.model_dir(JUDGE_LAB, JUDGE_VARIANT, seed) / "model.pt"
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: lab 20 judges its GANs with lab 10's simple CNN; "
-                                    f"run `dvc repro {JUDGE_LAB}_train@{JUDGE_VARIANT}-{seed}` first")
+                                    f"run `dvc repro labs/{JUDGE_LAB}/dvc.yaml:train@{JUDGE_VARIANT}-{seed}` first")
         saved = load_weights(path)
         from labflow.nets.architectures import build
 

@@ -36,7 +36,7 @@ class Lab21Model(Strict):
 
 
 class Lab21Judge(Strict):
-    """The domain classifier trained in lab21_evaluate on the real training images of both domains."""
+    """The domain classifier trained in labs/lab21/dvc.yaml:evaluate on the real training images of both domains."""
 
     epochs: int = Field(3, gt=0)
     batch_size: int = Field(64, gt=0)

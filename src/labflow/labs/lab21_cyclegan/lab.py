@@ -20,7 +20,7 @@ it trains faster). Same seed, initial weights, batches and epochs.
 
 Measured on held-out test images of both domains (the seed looked at one training image):
 the share of translated images that a domain classifier assigns to the target domain (the
-classifier is trained in ``lab21_evaluate`` on the real training images of both domains; its
+classifier is trained in ``labs/lab21/dvc.yaml:evaluate`` on the real training images of both domains; its
 accuracy on real test images is the reference row, and "no translation" the floor), the
 cycle L1 |G_BA(G_AB(a)) - a| per direction, the identity L1 and how much a translation
 changes its input; after every epoch the same test images are translated (A -> B -> A grids).

@@ -5,13 +5,13 @@ cut, read from ``data/processed/lab16`` (a DVC dependency; lab 25 has no preproc
 own, ``labs.DATA_FROM``). So lab 25's test BLEU and lab 16's are measured on the same test
 sentences against the same references, with the same sacrebleu settings (13a tokenisation, cased).
 
-Stages. One model, several ways to use it (``labs.SHARED_MODEL``): ``lab25_train@<seed>`` trains
-the transformer once per training seed; ``lab25_decode@<variant>-<seed>`` loads that seed's model
+Stages. One model, several ways to use it (``labs.SHARED_MODEL``): ``labs/lab25/dvc.yaml:train@<seed>`` trains
+the transformer once per training seed; ``labs/lab25/dvc.yaml:decode@<variant>-<seed>`` loads that seed's model
 and decodes the test split with one decoding strategy, without training (its only inputs are the
 model file and the data; a test checks the model file is untouched and no training runs). The
 variants are the decoders: greedy (``beam_width: 1``) and beam search (width and GNMT length
 penalty in params.yaml; ``transformer_mt.beam_search``, batched over sentences, equal to greedy at
-width 1, tested). ``lab25_evaluate`` puts both beside lab 16's best model (its BLEU read from
+width 1, tested). ``labs/lab25/dvc.yaml:evaluate`` puts both beside lab 16's best model (its BLEU read from
 ``results/lab16/compare/metrics.json``; and, for a like-for-like pair, that model decoded by the
 same beam search) and the two baselines of lab 16 (copy the source; the nearest training
 sentence's translation).
@@ -172,7 +172,7 @@ def mean_loss(model: TransformerTranslator, src, src_len, tgt, device, batch_siz
 def train(ctx: base.LabContext, variant: str = MODEL) -> base.VariantResult:
     if variant != MODEL:
         raise KeyError(f"lab25 trains one model, '{MODEL}'; its variants ({', '.join(ctx.cfg.variants)}) only "
-                       f"decode it: `dvc repro lab25_decode@{variant}-{ctx.seed}`")
+                       f"decode it: `dvc repro labs/lab25/dvc.yaml:decode@{variant}-{ctx.seed}`")
     torch.set_flush_denormal(True)  # tiny gradients would otherwise crawl through denormals on a CPU
     base.small_model_threads(ctx)
     t, extra = ctx.cfg.train, ctx.cfg.decode.extra_decode_tokens
@@ -240,7 +240,7 @@ def decode(ctx: base.LabContext, variant: str) -> dict[str, float]:
     v, d = ctx.variant_cfg(variant), ctx.cfg.decode
     weights = model_file(ctx)
     if not weights.exists():
-        raise FileNotFoundError(f"{weights} is missing: train it first (`dvc repro {LAB_ID}_train@{ctx.seed}`)")
+        raise FileNotFoundError(f"{weights} is missing: train it first (`dvc repro labs/{LAB_ID}/dvc.yaml:train@{ctx.seed}`)")
     trained = base.dvc_files.read_metrics(ctx.results_dir(MODEL) / "run.json")
     data, _ = load_processed(ctx.processed_dir)
     tgt_tok = subwords.load_tokenizer(ctx.processed_dir / lab16.TGT_TOKENIZER)
@@ -321,7 +321,7 @@ def translate_lab16(model, src, src_len, tgt_tok, extra: int, device, *, beam: i
 def _training_run(ctx: base.LabContext, seed: int) -> dict:
     folder = ctx.results_dir(MODEL, seed)
     if not (folder / "metrics.json").exists():
-        raise FileNotFoundError(f"{folder / 'metrics.json'} is missing: run `dvc repro {LAB_ID}_train@{seed}` first")
+        raise FileNotFoundError(f"{folder / 'metrics.json'} is missing: run `dvc repro labs/{LAB_ID}/dvc.yaml:train@{seed}` first")
     return {"metrics": base.dvc_files.read_metrics_and_timings(folder),
             "history": base.dvc_files.read_rows(folder / "history.csv"),
             "run_id": base.dvc_files.read_metrics(folder / "run.json").get("run_id"), "folder": folder}
@@ -338,7 +338,7 @@ def decode_results(ctx: base.LabContext) -> tuple[dict, dict]:
             folder = ctx.results_dir(variant, seed)
             if not (folder / "metrics.json").exists():
                 raise FileNotFoundError(f"{folder / 'metrics.json'} is missing: run "
-                                        f"`dvc repro {LAB_ID}_decode@{variant}-{seed}` first")
+                                        f"`dvc repro labs/{LAB_ID}/dvc.yaml:decode@{variant}-{seed}` first")
             trained = trainings[seed]["metrics"]
             metrics = {k: trained[k] for k in ("val_bleu", "test_loss", "parameters", "epochs_run", "train_seconds")
                        if k in trained}
@@ -354,7 +354,7 @@ def lab16_best(root: Path | None = None) -> tuple[str, dict]:
     comparison's metrics.json and timings.json."""
     folder = (root or paths.repo_root()) / "results" / SOURCE_LAB / "compare"
     if not (folder / "metrics.json").exists():
-        raise FileNotFoundError(f"{folder / 'metrics.json'} is missing: run `dvc repro {SOURCE_LAB}_evaluate` first")
+        raise FileNotFoundError(f"{folder / 'metrics.json'} is missing: run `dvc repro labs/{SOURCE_LAB}/dvc.yaml:evaluate` first")
     metrics = base.dvc_files.read_metrics_and_timings(folder)
     variants = {k: m for k, m in metrics.items() if isinstance(m, dict) and "test_bleu" in m}
     best = max(variants, key=lambda k: variants[k]["test_bleu"])
