@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from labflow.labs import LABS, READS_FROM, SHARED_MODEL
-from conftest import copy_repo
+from labflow.labs import stages as lab_stages
+from conftest import all_stages, copy_repo
 
 pytestmark = pytest.mark.slow
 TIMING_KEYS = {"train_seconds", "seconds"}
@@ -43,7 +44,8 @@ def sh(repo: Path, *cmd: str, check: bool = True, env: dict | None = None) -> su
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     repo = copy_repo(tmp_path_factory.mktemp("pipeline") / "repo", profile="smoke")
-    sh(repo, "dvc", "repro")
+    # Every stage writes the labflow files it executed (test_every_stage_declares_the_code_it_runs).
+    sh(repo, "dvc", "repro", env={**_env(), "LABFLOW_IMPORT_AUDIT": str(repo.parent / "imports")})
     return repo
 
 
@@ -403,3 +405,52 @@ def test_three_seeds_on_lab04_give_mean_std_and_noise_verdicts(repo):
     assert len(children) == 3 * len(variants)  # seed 42's runs too, from before the experiment
     seeds = sorted(client.get_run(c).data.params["seed"] for c in children)
     assert seeds == sorted(str(s) for s in (42, 43, 44) for _ in variants)
+
+
+def _undeclared(files: list[str], deps: list) -> list[str]:
+    declared = [d for d in deps if isinstance(d, str)]
+    return [f for f in files if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in declared)]
+
+
+def _stage_of(record: dict) -> str:
+    """The dvc.yaml address of the stage definition a record comes from (matrix items share deps)."""
+    stage, argv = record["stage"], record["argv"]
+    if stage in ("download", "report"):
+        return stage
+    return f"labs/{argv[0]}/dvc.yaml:{stage}"
+
+
+def test_every_stage_declares_the_code_it_runs(repo):
+    """Every labflow source file a stage executed (its sys.modules at the end, in the warm runner's
+    forked child or in its own process) is among that stage's DVC deps, itself or under a declared
+    folder: otherwise editing that file would leave the stage's result stale and `dvc status` clean."""
+    records = [json.loads(f.read_text()) for f in sorted((repo.parent / "imports").glob("*.json"))]
+    # One more run outside the runner, to cover a stage that runs in its own process.
+    audit = repo.parent / "imports-in-process"
+    sh(repo, "dvc", "repro", "-f", "-s", "labs/lab01/dvc.yaml:evaluate",
+       env={**_env(), "LABFLOW_IMPORT_AUDIT": str(audit), "LABFLOW_STAGE_RUNNER": "0"})
+    in_process = [json.loads(f.read_text()) for f in audit.glob("*.json")]
+    assert len(in_process) == 1 and {r["pid"] for r in in_process}.isdisjoint(r["pid"] for r in records)
+    records += in_process
+    stages = all_stages(repo)
+    expected = {"report", "download"} | {f"labs/{lab}/dvc.yaml:{s}" for lab in LABS for s in lab_stages(lab)}
+    seen = {_stage_of(r) for r in records if r["stage"] != "preflight"}  # preflight always runs: nothing to go stale
+    assert seen == expected, f"stages that recorded nothing: {sorted(expected - seen)}"
+    problems = []
+    for record in records:
+        if record["stage"] == "preflight":
+            continue
+        address = _stage_of(record)
+        spec = stages[address]
+        deps = (spec.get("do") or spec).get("deps") or []
+        assert any(f.startswith("src/labflow/") for f in record["files"]), record
+        for file in _undeclared(record["files"], deps):
+            problems.append(f"{address} ({' '.join(record['argv'])}) runs {file} but does not declare it")
+    assert not problems, "add these files (or their room) to the stages' deps:\n" + "\n".join(sorted(set(problems)))
+
+
+def test_the_import_audit_names_an_undeclared_file():
+    deps = ["stages/train.py", "src/labflow/frame", "src/labflow/labs/lab01_mlp", "data/processed/lab01"]
+    files = ["src/labflow/frame/base.py", "src/labflow/labs/lab01_mlp/lab.py", "src/labflow/nets/common.py",
+             "src/labflow/frame_extra.py"]
+    assert _undeclared(files, deps) == ["src/labflow/nets/common.py", "src/labflow/frame_extra.py"]
