@@ -32,7 +32,7 @@ def _stage(repo: Path, env: dict, *argv: str, timeout: float = 300) -> subproces
 
 
 def _socket(env: dict) -> Path:
-    code = "from labflow import stage_runner as r; print(r.socket_path())"
+    code = "from labflow.frame import runner as r; print(r.socket_path())"
     return Path(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip())
 
 
@@ -262,7 +262,7 @@ class FakeRunner:
 
     def api(self, code: str) -> str:
         """Run ``code`` with ``r`` = labflow.frame.runner in the bare interpreter; its stdout."""
-        proc = subprocess.run([str(self.python), "-c", f"from labflow import stage_runner as r\n{code}"],
+        proc = subprocess.run([str(self.python), "-c", f"from labflow.frame import runner as r\n{code}"],
                               env=self.env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout.strip()
@@ -295,9 +295,11 @@ def bare_python(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("bare")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
     fake = root / "fake"
-    (fake / "labflow").mkdir(parents=True)
-    (fake / "labflow" / "__init__.py").write_text(FAKE_INIT.format(real=str(Path(stage_runner.__file__).parent)))
-    (fake / "labflow" / "stages.py").write_text(FAKE_STAGES)
+    (fake / "labflow" / "frame").mkdir(parents=True)
+    real_frame = Path(stage_runner.__file__).parent
+    (fake / "labflow" / "__init__.py").write_text(FAKE_INIT.format(real=str(real_frame.parent)))
+    (fake / "labflow" / "frame" / "__init__.py").write_text(FAKE_INIT.format(real=str(real_frame)))
+    (fake / "labflow" / "frame" / "stages.py").write_text(FAKE_STAGES)
     (fake / "caller.py").write_text(CALLER)
     return root / "venv" / "bin" / "python", fake
 
