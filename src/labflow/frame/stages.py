@@ -230,7 +230,7 @@ def main(func: Callable[..., None], argv: list[str], usage: str) -> int:
 
 def record_imports(stage: str, argv: list[str]) -> None:
     """With ``LABFLOW_IMPORT_AUDIT=<folder>``, write the labflow source files this process has
-    executed, at the end of a stage: tests/test_layout.py compares them with the stage's declared
+    executed, at the end of a stage: tests/test_pipeline.py compares them with the stage's declared
     deps in dvc.yaml, so a file a stage runs but DVC does not watch fails a test, not a result."""
     import json
     import os
