@@ -9,7 +9,10 @@ only ``if TYPE_CHECKING:`` blocks are left out, since they never run.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -155,3 +158,51 @@ def test_detector_passes_a_one_way_package(tmp_path):
     _write(tmp_path / "pkg" / "top.py", "from pkg.low import base\n\ndef run():\n    from pkg import low\n    return low\n")
     _write(tmp_path / "pkg" / "low.py", "base = 1\n")
     assert circles(import_graph(tmp_path, "pkg")) == []
+
+
+# --------------------------------------------------------------------------- one lab, one folder
+
+def _labs_dir() -> Path:
+    import labflow.labs
+
+    return Path(labflow.labs.__file__).parent
+
+
+def test_the_labs_folder_holds_the_lab_folders_and_the_registry_only():
+    from labflow.labs import LABS
+
+    entries = sorted(p.name for p in _labs_dir().iterdir() if p.name != "__pycache__")
+    folders = [name for name in entries if name != "__init__.py"]
+    assert all(re.fullmatch(r"lab\d\d_[a-z0-9_]+", name) for name in folders), folders
+    assert [f"labflow.labs.{name}" for name in folders] == list(LABS.values())
+    for name in folders:
+        files = sorted(p.name for p in (_labs_dir() / name).iterdir() if p.name != "__pycache__")
+        assert {"__init__.py", "lab.py", "config.py"} <= set(files), (name, files)
+
+
+def test_the_shared_config_holds_no_lab_schema():
+    import ast
+
+    import labflow.frame.config as config
+
+    tree = ast.parse(Path(config.__file__).read_text())
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert classes and not [c for c in classes if re.match(r"Lab\d\d", c)], classes
+
+
+def test_a_stage_validates_its_own_section_and_those_it_reads_only(raw_params):
+    from labflow.frame.config import ConfigError, parse_params, sections_for
+
+    assert sections_for("lab01") == ("lab01",)
+    assert sections_for("lab11") == ("lab11", "lab10") and sections_for("lab20") == ("lab20", "lab10")
+    assert sections_for("lab25") == ("lab25", "lab16") and sections_for("lab17") == ("lab17", "lab15")
+    broken = {**raw_params, "lab10": {**raw_params["lab10"], "typo": 1}}
+    assert parse_params(broken, labs=("lab01",)).labs() == ("lab01",)  # lab 10's section is not lab 01's concern
+    with pytest.raises(ConfigError, match=r"lab10.typo"):
+        parse_params(broken, labs=sections_for("lab11"))  # lab 11 reads lab 10's section
+    with pytest.raises(ConfigError, match=r"lab10.typo"):
+        parse_params(broken)  # preflight validates every section
+    with pytest.raises(ConfigError, match=r"lab01s"):  # an unknown top-level key is still an error
+        parse_params({**raw_params, "lab01s": {}}, labs=("lab01",))
+    with pytest.raises(ConfigError, match="was not loaded"):
+        parse_params(raw_params, labs=("lab01",)).lab("lab10")
