@@ -11,7 +11,7 @@ from labflow.frame.config import parse_params
 from labflow.data.datasets import _save_images
 from labflow.data.manifest import write_manifest
 
-from conftest import REPO
+from conftest import REPO, read_params
 
 
 def sources(n=60, seed=0):
@@ -26,7 +26,7 @@ def sources(n=60, seed=0):
 
 
 def params(profile="smoke", edit=None):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params()
     raw["profile"] = profile
     raw["tracking"]["enabled"] = False
     if edit:

@@ -20,6 +20,25 @@ def pipeline_files(root: Path = REPO) -> list[Path]:
     return [root / "dvc.yaml", *sorted((root / "labs").glob("*/dvc.yaml"))]
 
 
+def read_params(root: Path = REPO) -> dict:
+    """params.yaml with every lab's section from labs/<lab>/params.yaml: the shape labflow validates."""
+    from labflow.frame.config import read_raw_params
+
+    return read_raw_params(root / "params.yaml")
+
+
+def write_params(root: Path, params: dict) -> None:
+    """Write ``params`` back: each lab section to its labs/<lab>/params.yaml, the rest to params.yaml."""
+    shared = {}
+    for key, value in params.items():
+        lab_file = root / "labs" / key / "params.yaml"
+        if lab_file.exists():
+            lab_file.write_text(yaml.safe_dump({key: value}, sort_keys=False))
+        else:
+            shared[key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
+
+
 def all_stages(root: Path = REPO) -> dict[str, dict]:
     """Every stage definition by its DVC address (``preflight``, ``labs/lab01/dvc.yaml:train``)."""
     stages = {}
@@ -46,7 +65,7 @@ def all_plots(root: Path = REPO) -> list:
 
 @pytest.fixture
 def raw_params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    return read_params()
 
 
 @pytest.fixture
@@ -114,11 +133,11 @@ def copy_repo(dest: Path, *, profile: str = "smoke", edit=None) -> Path:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params = read_params(dest)
     params["profile"] = profile
     if edit:
         edit(params)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(dest, params)
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True, env={**os.environ, **env})

@@ -1,6 +1,6 @@
 """README "Add a lab", followed to the letter: in a temporary copy of the repository, a newcomer
 adds a minimal lab 26 (logistic regression on the digits, one variant, a few optimizer steps) by
-writing its folder, its params.yaml section and its labs/lab26/dvc.yaml, and nothing else; then
+writing its folder and its labs/lab26/ (params.yaml, dvc.yaml), and nothing else; then
 `dvc repro labs/lab26/dvc.yaml` runs it with its MLflow parent and child runs, `labflow list`
 shows it, the root `report` stage reaches it, and every labflow file its stages ran is declared."""
 
@@ -112,7 +112,7 @@ def evaluate(ctx: base.LabContext) -> None:
     base.publish_comparison(ctx, results, table=table, figures=figures)
 '''
 
-# Step 2: the lab's section, appended to params.yaml (smoke: 180 training images, 4 steps of 50).
+# Step 2: the lab's parameters, labs/lab26/params.yaml (smoke: 180 training images, 4 steps of 50).
 PARAMS_SECTION = """
 lab26:
   data:
@@ -152,6 +152,7 @@ CODE_DEPS = """\
 DVC_YAML = f"""\
 vars:
 - ../../params.yaml
+- params.yaml
 stages:
   preprocess:
     wdir: ../..
@@ -163,8 +164,9 @@ stages:
     params:
     - profile
     - seed
-    - lab26.data
-    - lab26.profiles
+    - labs/lab26/params.yaml:
+      - lab26.data
+      - lab26.profiles
     outs:
     - data/processed/lab26
   train:
@@ -184,9 +186,10 @@ stages:
     - deterministic
     - tracking
     - distributed
-    - lab26.train
-    - lab26.profiles
-    - lab26.variants.${{item.variant}}
+    - labs/lab26/params.yaml:
+      - lab26.train
+      - lab26.profiles
+      - lab26.variants.${{item.variant}}
     outs:
     - models/lab26/${{item.variant}}/seed${{item.seed}}/model.pt
     - results/lab26/variants/${{item.variant}}/seed${{item.seed}}/run.json
@@ -208,7 +211,8 @@ stages:
     params:
     - seeds
     - tracking
-    - lab26.variants
+    - labs/lab26/params.yaml:
+      - lab26.variants
     outs:
     - results/lab26/compare/figures
     - results/lab26/compare/comparison.md:
@@ -243,9 +247,8 @@ def add_lab26(repo: Path) -> None:
     (folder / "__init__.py").write_text(INIT_PY)
     (folder / "config.py").write_text(CONFIG_PY)
     (folder / "lab.py").write_text(LAB_PY)
-    with open(repo / "params.yaml", "a") as fh:
-        fh.write(PARAMS_SECTION)
     (repo / "labs" / "lab26").mkdir()
+    (repo / "labs" / "lab26" / "params.yaml").write_text(PARAMS_SECTION)
     (repo / "labs" / "lab26" / "dvc.yaml").write_text(DVC_YAML)
 
 
@@ -330,8 +333,8 @@ def test_adding_lab26_touches_its_folder_params_section_and_dvc_yaml_and_runs(tm
         assert f"{LAB_FOLDER}/lab.py" in record["files"]
         assert not _undeclared(record["files"], stages[record["stage"]]["deps"]), record["stage"]
 
-    # What the author touched: the lab's three files, params.yaml, labs/lab26/dvc.yaml. Nothing else.
+    # What the author touched: the lab's three files, labs/lab26/params.yaml and dvc.yaml. Nothing else.
     authored = _authored_files(repo)
     assert authored == sorted([f"{LAB_FOLDER}/__init__.py", f"{LAB_FOLDER}/config.py", f"{LAB_FOLDER}/lab.py",
-                               "labs/lab26/dvc.yaml", "params.yaml"]), authored
+                               "labs/lab26/dvc.yaml", "labs/lab26/params.yaml"]), authored
     assert len(authored) == 5

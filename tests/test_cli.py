@@ -12,10 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labflow.cli import main
 from labflow.labs import LABS
-from conftest import REPO
+from conftest import REPO, read_params
 
 
 def test_list_names_every_lab_variant_and_profile(capsys, monkeypatch):
@@ -33,7 +34,7 @@ def test_list_names_every_lab_variant_and_profile(capsys, monkeypatch):
 
 
 def test_check_reports_bad_params(tmp_path, monkeypatch, capsys):
-    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text().replace("seed: 42", "seed: -1"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**read_params(), "seed": -1}))
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LABFLOW_ROOT", raising=False)

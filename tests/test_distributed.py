@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from labflow.frame.config import ConfigError, parse_params
 from labflow.train import BestCheckpoint, Checkpoint, EarlyStopping, TensorBatches, distributed, fit
 
-from conftest import copy_repo
+from conftest import copy_repo, read_params, write_params
 
 ROWS, BATCH, EPOCHS = 61, 7, 4  # 9 batches a epoch, the last of 5 rows: uneven shards on 2 ranks
 
@@ -201,9 +201,9 @@ def test_lab01_with_two_processes_matches_one_process_and_logs_one_run(tmp_path)
     single_w, single_m = _lab01_outputs(repo)
     before = _runs(repo)
 
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params = read_params(repo)
     params["distributed"] = {"processes": 2, "backend": "gloo"}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_params(repo, params)
     out = _sh(repo, "dvc", "repro", "labs/lab01/dvc.yaml:train")
     assert "relaunching under torchrun" in out, out[-3000:]
     ddp_w, ddp_m = _lab01_outputs(repo)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, read_params
 from labflow.frame.config import parse_params
 from labflow.labs.lab04_optimizers import lab
 from labflow.nets.cnn import build_cnn, course_cnn
@@ -46,7 +46,7 @@ def test_make_optimizer():
 
 @pytest.mark.parametrize("lab_id", ["lab04", "lab06"])
 def test_data_set_is_chosen_by_profile(lab_id):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params()
     expected = {"smoke": "fashion_mnist", "quick": "fashion_mnist", "full": "cifar10"}
     for profile, dataset in expected.items():
         cfg = parse_params(raw | {"profile": profile}).lab(lab_id)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, read_params
 from labflow.frame.config import OnlineSource, parse_params
 from labflow.data import ChecksumError, DataError, fetch
 from labflow.data import datasets as ds
@@ -57,7 +57,7 @@ def test_a_split_shorter_than_the_window_is_refused():
 
 def _ctx(tmp_path, monkeypatch, lab="lab14", **data):
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params()
     raw[lab]["data"].update(data)
     raw["tracking"]["enabled"] = False
     return LabContext(lab, parse_params(raw), progress=False)

@@ -26,7 +26,7 @@ from labflow.labs.lab16_seq2seq import lab
 from labflow.nets.seq2seq import Attention, Seq2Seq, reverse_padded
 from labflow.prep.subwords import BOS, EOS, PAD
 
-from conftest import REPO
+from conftest import REPO, read_params
 
 # --------------------------------------------------------------------------- parsing and cleaning
 
@@ -409,7 +409,7 @@ def lab16_repo(tmp_path, monkeypatch):
 
 
 def fixture_ctx() -> base.LabContext:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params()
     raw["profile"] = "smoke"
     raw["tracking"]["enabled"] = False
     raw["lab16"]["profiles"]["smoke"]["data"].update(train_size=None, test_size=None)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, read_params
 from labflow.frame.config import ConfigError, SeriesCsvSource, parse_params
 from labflow.data import DataError, fetch
 from labflow.data import timeseries as ts
@@ -131,7 +131,7 @@ def test_the_download_stage_prints_one_clear_error(tmp_path, monkeypatch, capsys
     from labflow.frame import stages
     (tmp_path / "csv").mkdir()
     (tmp_path / "csv" / "city_day.csv").write_text("City,Date,PM10\nDelhi,2015-01-01,3\n")
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params()
     raw["profile"] = "full"
     raw["data"]["air_quality"]["folder"] = str(tmp_path / "csv")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -148,7 +148,7 @@ def test_preprocess_names_a_column_the_series_lacks(tmp_path, monkeypatch):
     from labflow.frame.base import LabContext
 
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params()
     raw["lab18"]["data"].update(target="PM2.5", inputs=["PM2.5"])
     ctx = LabContext("lab18", parse_params(raw), progress=False)
     df = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=500), "Demand": np.arange(500.0)})
@@ -161,7 +161,7 @@ def test_two_inputs_are_scaled_separately_on_training_rows(tmp_path, monkeypatch
     from labflow.prep.tensors import load_processed
 
     monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params()
     raw["lab18"]["data"].update(window=12, seasonal_period=24, keep_windows=1.0)
     ctx = LabContext("lab18", parse_params(raw), progress=False)
     rng = np.random.default_rng(0)

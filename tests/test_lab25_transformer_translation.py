@@ -19,7 +19,7 @@ from labflow.prep.subwords import BOS, EOS, PAD
 from labflow.nets.transformer_mt import (TransformerTranslator, beam_search, causal_mask, greedy, length_penalty,
                                          sequence_logprob)
 
-from conftest import REPO
+from conftest import REPO, read_params
 from test_lab16_seq2seq import lab16_repo  # noqa: F401  (the fixture: lab 16's toy verse pairs)
 
 V_SRC, V_TGT = 30, 40
@@ -194,7 +194,7 @@ def test_the_schedule_resumes_from_adams_own_step_count():
 
 
 def fixture_params(lab16_only: bool = False):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = read_params()
     raw["profile"] = "smoke"
     raw["tracking"]["enabled"] = False
     raw["lab16"]["profiles"]["smoke"]["data"].update(train_size=None, test_size=None)

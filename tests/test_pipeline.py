@@ -19,7 +19,7 @@ import yaml
 
 from labflow.labs import LABS, READS_FROM, SHARED_MODEL
 from labflow.labs import stages as lab_stages
-from conftest import all_stages, copy_repo
+from conftest import all_stages, copy_repo, read_params, write_params
 
 pytestmark = pytest.mark.slow
 TIMING_KEYS = {"train_seconds", "seconds"}
@@ -50,7 +50,7 @@ def repo(tmp_path_factory) -> Path:
 
 
 def params(repo: Path) -> dict:
-    return yaml.safe_load((repo / "params.yaml").read_text())
+    return read_params(repo)
 
 
 def metrics(repo: Path, lab: str, variant: str) -> dict:
@@ -217,12 +217,21 @@ def test_same_stage_twice_gives_identical_metrics(repo):
     assert json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout) == {}
 
 
+def _params_files(repo: Path) -> dict[Path, str]:
+    return {f: f.read_text() for f in [repo / "params.yaml", *sorted(repo.glob("labs/*/params.yaml"))]}
+
+
+def _restore(files: dict[Path, str]) -> None:
+    for file, text in files.items():
+        file.write_text(text)
+
+
 def test_bad_params_stop_the_pipeline_before_any_stage_and_keep_outputs(repo):
     saved = (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text()
-    original = (repo / "params.yaml").read_text()
+    original = _params_files(repo)
     p = params(repo)
     p["lab01"]["train"]["lr"] = "fast"
-    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    write_params(repo, p)
     try:
         proc = sh(repo, "dvc", "repro", check=False)
         assert proc.returncode != 0
@@ -230,23 +239,23 @@ def test_bad_params_stop_the_pipeline_before_any_stage_and_keep_outputs(repo):
         assert "Running stage 'labs/lab01/dvc.yaml:train@mlp-42'" not in proc.stdout
         assert (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text() == saved
     finally:
-        (repo / "params.yaml").write_text(original)
+        _restore(original)
 
 
 def test_unreachable_tracking_server_stops_before_training(repo):
     saved = (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text()
     model = (repo / "models/lab01/mlp/seed42/model.pt").read_bytes()
-    original = (repo / "params.yaml").read_text()
+    original = _params_files(repo)
     p = params(repo)
     p["lab01"]["train"]["lr"] = 0.002  # a change that would retrain lab01
-    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    write_params(repo, p)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         env = _env() | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{sock.getsockname()[1]}"}
         try:
             proc = sh(repo, "dvc", "repro", check=False, env=env)
         finally:
-            (repo / "params.yaml").write_text(original)
+            _restore(original)
     assert proc.returncode != 0
     assert "unreachable" in proc.stderr + proc.stdout
     assert (repo / "results/lab01/variants/mlp/seed42/metrics.json").read_text() == saved
@@ -257,7 +266,7 @@ def test_exp_run_with_a_new_learning_rate_shows_in_exp_show_and_metrics_diff(rep
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "smoke baseline")
     old = metrics(repo, "lab03", "mini_batch")
-    proc = sh(repo, "dvc", "exp", "run", "-n", "lr02", "-S", "lab03.variants.mini_batch.lr=0.2")
+    proc = sh(repo, "dvc", "exp", "run", "-n", "lr02", "-S", "labs/lab03/params.yaml:lab03.variants.mini_batch.lr=0.2")
     assert "Running stage 'labs/lab03/dvc.yaml:train@mini_batch-42'" in proc.stdout
     assert "Running stage 'labs/lab03/dvc.yaml:train@stochastic-42'" not in proc.stdout  # other variants untouched
     assert metrics(repo, "lab03", "mini_batch")["test_loss"] != old["test_loss"]
@@ -285,7 +294,7 @@ def test_a_queued_experiment_runs_only_the_stages_its_change_touches(repo):
 
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "queue baseline", check=False)  # nothing to commit is fine
-    sh(repo, "dvc", "exp", "run", "--queue", "-n", "queued-l2", "-S", "lab05.variants.l2.weight_decay=0.05")
+    sh(repo, "dvc", "exp", "run", "--queue", "-n", "queued-l2", "-S", "labs/lab05/params.yaml:lab05.variants.l2.weight_decay=0.05")
     started = time.monotonic()
     sh(repo, "dvc", "queue", "start", "-j", "1")
     status = ""
@@ -323,12 +332,12 @@ def test_a_lab10_variant_change_reruns_only_it_and_the_labs_that_read_it(repo):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "lab10 baseline", check=False)
     assert _stale_stages(repo) == set()
-    proc = sh(repo, "dvc", "exp", "run", "-S", "lab10.variants.resnet18.width=0.5")
+    proc = sh(repo, "dvc", "exp", "run", "-S", "labs/lab10/params.yaml:lab10.variants.resnet18.width=0.5")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
     lab13 = {f"labs/lab13/dvc.yaml:train@{v}-42" for v in params(repo)["lab13"]["variants"]} | {"labs/lab13/dvc.yaml:evaluate"}
     assert ran == {"labs/lab10/dvc.yaml:train@resnet18-42", "labs/lab10/dvc.yaml:evaluate", "labs/lab11/dvc.yaml:evaluate"} | lab13, proc.stdout[-3000:]
     assert _stale_stages(repo) == set()
-    proc = sh(repo, "dvc", "exp", "run", "-S", "lab10.variants.vgg.width=0.5")
+    proc = sh(repo, "dvc", "exp", "run", "-S", "labs/lab10/params.yaml:lab10.variants.vgg.width=0.5")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout)) - {"preflight"}
     assert ran == {"labs/lab10/dvc.yaml:train@vgg-42", "labs/lab10/dvc.yaml:evaluate"}, proc.stdout[-3000:]
 
@@ -356,11 +365,11 @@ def test_a_teammate_pulls_the_trained_models_from_a_dvc_remote_instead_of_traini
 
 
 def test_a_lab16_training_knob_shows_its_bleu_change_in_metrics_diff(repo):
-    """Issue 8: `dvc exp run -S lab16.<a training knob>=...` retrains both variants (the knob is
+    """Issue 8: `dvc exp run -S labs/lab16/params.yaml:lab16.<a training knob>=...` retrains both variants (the knob is
     shared) and `dvc metrics diff` shows how held-out BLEU moved, in lab 16's one metrics file."""
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "lab16 baseline", check=False)
-    proc = sh(repo, "dvc", "exp", "run", "-n", "lab16-lr", "-S", "lab16.train.lr=0.01")
+    proc = sh(repo, "dvc", "exp", "run", "-n", "lab16-lr", "-S", "labs/lab16/params.yaml:lab16.train.lr=0.01")
     ran = set(re.findall(r"Running stage '([^']+)'", proc.stdout))
     assert {"labs/lab16/dvc.yaml:train@attention-42", "labs/lab16/dvc.yaml:train@no_attention-42", "labs/lab16/dvc.yaml:evaluate"} <= ran, ran
     assert not {s for s in ran if s.startswith(("lab15", "lab17"))}, ran  # nothing else retrained

@@ -11,9 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labflow.report.collect import collect_lab, differing, flatten, variant_run_ids
 from labflow.tracking import links
+from conftest import read_params
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = (  # a 1x1 PNG
@@ -81,7 +83,7 @@ def test_report_writes_an_index_and_a_page_per_lab_that_work_from_disk(tmp_path,
 
     root = tmp_path / "repo"
     root.mkdir()
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "params.yaml").write_text(yaml.safe_dump(read_params()))
     _fake_results(root, "lab04", ["sgd", "sgd_momentum", "adam", "rmsprop"])
     (root / "report" / "stale").mkdir(parents=True)  # an old report's leftovers go
     (root / "report" / ".labflow-report").touch()
@@ -120,7 +122,7 @@ def _repo(tmp_path: Path, monkeypatch) -> Path:
     """A tiny repository the CLI finds (LABFLOW_ROOT), with lab04's results."""
     root = tmp_path / "repo"
     root.mkdir()
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "params.yaml").write_text(yaml.safe_dump(read_params()))
     (root / "dvc.yaml").write_text("stages: {}\n")
     _fake_results(root, "lab04", ["sgd", "sgd_momentum", "adam", "rmsprop"])
     monkeypatch.setenv("LABFLOW_ROOT", str(root))

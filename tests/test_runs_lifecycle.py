@@ -21,7 +21,7 @@ from labflow.frame import stages
 from labflow.tracking import runs
 from labflow.tracking.tags import HOST_TAG, PID_START_TAG, PID_TAG, owner_alive, owner_tags
 
-from conftest import REPO
+from conftest import REPO, read_params
 
 # A stage that opens a run and waits in it, run through stages.main as stages/*.py do.
 HOLD_RUN = textwrap.dedent("""
@@ -118,7 +118,7 @@ def test_a_zombie_reused_pid_or_reboot_is_not_the_owner_another_pid_namespace_is
 
 def _repo(tmp_path: Path, monkeypatch, **edits) -> Path:
     """A folder with this repository's params.yaml (edited), as LABFLOW_ROOT."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text()) | edits
+    params = read_params() | edits
     root = tmp_path / "repo"
     root.mkdir()
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

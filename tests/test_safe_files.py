@@ -21,6 +21,7 @@ from labflow.prep.tensors import save_processed
 from labflow.nets.common import mlp, seeded
 from labflow.train import TensorBatches, seed_everything
 from labflow.train.callbacks import Callback, UnsafeFileError, load_weights
+from conftest import read_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,7 @@ def repo(tmp_path, monkeypatch, raw_params, mlflow_store):
 
 
 def _train(repo, hidden=16, crash=False):
-    ctx = LabContext("lab01", parse_params(yaml.safe_load((repo / "params.yaml").read_text())), progress=False)
+    ctx = LabContext("lab01", parse_params(read_params(repo)), progress=False)
     data = torch.load(repo / "data" / "processed" / "lab01" / "tensors.pt", weights_only=True)
     seed_everything(0)
     model = seeded(lambda: mlp(8, [hidden], 2), 0)

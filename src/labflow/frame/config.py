@@ -1,4 +1,5 @@
-"""Load and validate params.yaml before any stage does expensive work.
+"""Load and validate the params before any stage does expensive work: the root params.yaml
+(shared sections) and each lab's ``labs/<lab>/params.yaml`` (its section, schema in its folder).
 
 Every section is a pydantic model with ``extra="forbid"`` so that a typo in a
 key, a wrong type or an impossible value fails at once with the key's full path
@@ -410,15 +411,49 @@ def parse_params(raw: Any, source: str = "params.yaml", labs: tuple[str, ...] | 
         ) from None
 
 
-def load_params(path: str | Path = "params.yaml", labs: tuple[str, ...] | None = None) -> Params:
+def lab_params_file(root: Path, lab_id: str) -> Path:
+    """Where a lab's section lives: ``labs/<lab>/params.yaml``, beside its dvc.yaml (DVC reads only
+    that small file for the lab's stages, not one file holding every lab's knobs)."""
+    return root / "labs" / lab_id / "params.yaml"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+
+
+def read_raw_params(path: str | Path = "params.yaml", labs: tuple[str, ...] | None = None) -> dict:
+    """The params as one mapping: the root params.yaml (shared sections) plus each lab's section
+    from ``labs/<lab>/params.yaml`` (``labs``: only those; None: every lab's file there is). A lab
+    section may also sit in the root file (a test's bare folder), but not in both places."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: not found. Run stages from the repository root, where params.yaml lives.")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_params(raw, str(path), labs)
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for lab_id in _lab_ids() if labs is None else labs:
+        file = lab_params_file(path.parent, lab_id)
+        if not file.exists():
+            continue
+        section = _read_yaml(file)
+        if not isinstance(section, dict) or set(section) != {lab_id}:
+            found = ", ".join(map(str, section)) if isinstance(section, dict) else type(section).__name__
+            raise ConfigError(f"{file}: expected one top-level key, {lab_id}: (found: {found or 'nothing'}). "
+                              f"Put {lab_id}'s parameters under {lab_id}: and nothing else in this file.")
+        if lab_id in raw:
+            raise ConfigError(f"{lab_id}: set both in {path} and in {file}; keep it in {file} only")
+        raw[lab_id] = section[lab_id]
+    return raw
+
+
+def load_params(path: str | Path = "params.yaml", labs: tuple[str, ...] | None = None) -> Params:
+    """Validated params: the root params.yaml and the lab sections ``labs`` (None: every lab)."""
+    path = Path(path)
+    source = f"{path} (lab sections: labs/<lab>/params.yaml)"
+    return parse_params(read_raw_params(path, labs), source, labs)
 
 
 def section_dict(params: Params, name: str) -> dict:

@@ -1,4 +1,4 @@
-"""Lab 01's section of params.yaml (``lab01:``); labflow.frame.config assembles the labs."""
+"""Lab 01's parameters (``labs/lab01/params.yaml``, section ``lab01:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 02's section of params.yaml (``lab02:``); labflow.frame.config assembles the labs."""
+"""Lab 02's parameters (``labs/lab02/params.yaml``, section ``lab02:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 03's section of params.yaml (``lab03:``); labflow.frame.config assembles the labs."""
+"""Lab 03's parameters (``labs/lab03/params.yaml``, section ``lab03:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 04's section of params.yaml (``lab04:``); labflow.frame.config assembles the labs."""
+"""Lab 04's parameters (``labs/lab04/params.yaml``, section ``lab04:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

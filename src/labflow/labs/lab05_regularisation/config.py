@@ -1,4 +1,4 @@
-"""Lab 05's section of params.yaml (``lab05:``); labflow.frame.config assembles the labs."""
+"""Lab 05's parameters (``labs/lab05/params.yaml``, section ``lab05:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

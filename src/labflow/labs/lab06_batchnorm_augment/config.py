@@ -1,4 +1,4 @@
-"""Lab 06's section of params.yaml (``lab06:``); labflow.frame.config assembles the labs."""
+"""Lab 06's parameters (``labs/lab06/params.yaml``, section ``lab06:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

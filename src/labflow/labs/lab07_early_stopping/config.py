@@ -1,4 +1,4 @@
-"""Lab 07's section of params.yaml (``lab07:``); labflow.frame.config assembles the labs."""
+"""Lab 07's parameters (``labs/lab07/params.yaml``, section ``lab07:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

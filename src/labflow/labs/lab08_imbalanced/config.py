@@ -1,4 +1,4 @@
-"""Lab 08's section of params.yaml (``lab08:``); labflow.frame.config assembles the labs."""
+"""Lab 08's parameters (``labs/lab08/params.yaml``, section ``lab08:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

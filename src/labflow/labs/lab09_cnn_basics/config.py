@@ -1,4 +1,4 @@
-"""Lab 09's section of params.yaml (``lab09:``); labflow.frame.config assembles the labs."""
+"""Lab 09's parameters (``labs/lab09/params.yaml``, section ``lab09:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

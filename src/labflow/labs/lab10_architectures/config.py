@@ -1,4 +1,4 @@
-"""Lab 10's section of params.yaml (``lab10:``); labflow.frame.config assembles the labs."""
+"""Lab 10's parameters (``labs/lab10/params.yaml``, section ``lab10:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

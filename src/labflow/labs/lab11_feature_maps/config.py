@@ -1,4 +1,4 @@
-"""Lab 11's section of params.yaml (``lab11:``); labflow.frame.config assembles the labs."""
+"""Lab 11's parameters (``labs/lab11/params.yaml``, section ``lab11:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

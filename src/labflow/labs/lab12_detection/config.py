@@ -1,4 +1,4 @@
-"""Lab 12's section of params.yaml (``lab12:``); labflow.frame.config assembles the labs."""
+"""Lab 12's parameters (``labs/lab12/params.yaml``, section ``lab12:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

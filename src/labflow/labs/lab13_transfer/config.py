@@ -1,4 +1,4 @@
-"""Lab 13's section of params.yaml (``lab13:``); labflow.frame.config assembles the labs."""
+"""Lab 13's parameters (``labs/lab13/params.yaml``, section ``lab13:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

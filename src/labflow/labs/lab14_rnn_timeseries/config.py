@@ -1,4 +1,4 @@
-"""Lab 14's section of params.yaml (``lab14:``); labflow.frame.config assembles the labs."""
+"""Lab 14's parameters (``labs/lab14/params.yaml``, section ``lab14:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 15's section of params.yaml (``lab15:``); labflow.frame.config assembles the labs."""
+"""Lab 15's parameters (``labs/lab15/params.yaml``, section ``lab15:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

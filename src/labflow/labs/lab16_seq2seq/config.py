@@ -1,4 +1,4 @@
-"""Lab 16's section of params.yaml (``lab16:``); labflow.frame.config assembles the labs."""
+"""Lab 16's parameters (``labs/lab16/params.yaml``, section ``lab16:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

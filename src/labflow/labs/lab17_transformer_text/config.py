@@ -1,4 +1,4 @@
-"""Lab 17's section of params.yaml (``lab17:``); labflow.frame.config assembles the labs."""
+"""Lab 17's parameters (``labs/lab17/params.yaml``, section ``lab17:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

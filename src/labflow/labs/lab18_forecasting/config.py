@@ -1,4 +1,4 @@
-"""Lab 18's section of params.yaml (``lab18:``); labflow.frame.config assembles the labs."""
+"""Lab 18's parameters (``labs/lab18/params.yaml``, section ``lab18:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 19's section of params.yaml (``lab19:``); labflow.frame.config assembles the labs."""
+"""Lab 19's parameters (``labs/lab19/params.yaml``, section ``lab19:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 20's section of params.yaml (``lab20:``); labflow.frame.config assembles the labs."""
+"""Lab 20's parameters (``labs/lab20/params.yaml``, section ``lab20:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 21's section of params.yaml (``lab21:``); labflow.frame.config assembles the labs."""
+"""Lab 21's parameters (``labs/lab21/params.yaml``, section ``lab21:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 22's section of params.yaml (``lab22:``); labflow.frame.config assembles the labs."""
+"""Lab 22's parameters (``labs/lab22/params.yaml``, section ``lab22:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 23's section of params.yaml (``lab23:``); labflow.frame.config assembles the labs."""
+"""Lab 23's parameters (``labs/lab23/params.yaml``, section ``lab23:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

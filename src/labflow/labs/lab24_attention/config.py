@@ -1,4 +1,4 @@
-"""Lab 24's section of params.yaml (``lab24:``); labflow.frame.config assembles the labs."""
+"""Lab 24's parameters (``labs/lab24/params.yaml``, section ``lab24:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lab 25's section of params.yaml (``lab25:``); labflow.frame.config assembles the labs."""
+"""Lab 25's parameters (``labs/lab25/params.yaml``, section ``lab25:``); labflow.frame.config assembles the labs."""
 
 from __future__ import annotations
 
