@@ -89,3 +89,27 @@ def test_mosaic_places_resized_tiles_on_white_padding():
     assert sheet.shape == (2 * 5 + 1, 2 * 5 + 1, 3)
     assert (sheet[1:5, 1:5] == 0).all() and (sheet[1:5, 6:10] == 0.5).all() and (sheet[6:10, 1:5] == 0.5).all()
     assert (sheet[0] == 1).all() and (sheet[:, 5] == 1).all() and (sheet[6:10, 6:10] == 1).all()  # padding, empty cell
+
+
+def test_with_several_seeds_a_lab_that_trains_nothing_publishes_without_curves(tmp_path, monkeypatch):
+    """Lab 11's results have no training history; three seeds used to stop its evaluate with a
+    KeyError ('history') while drawing the seed-band curve it cannot have."""
+    from labflow.frame import base
+    from labflow.frame.config import parse_params, sections_for
+
+    from conftest import read_params
+
+    from labflow.data.manifest import write_manifest
+
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    (tmp_path / "data" / "processed" / "lab10").mkdir(parents=True)
+    write_manifest(tmp_path / "data" / "processed" / "lab10")
+    raw = read_params()
+    raw.update(seeds=[42, 43, 44], tracking={**raw["tracking"], "enabled": False})
+    ctx = lab._ReadsSourceLab("lab11", parse_params(raw, labs=sections_for("lab11")), progress=False)
+    results = {v: {"metrics": {"test_acc": 0.5 + i / 10, "init_test_acc": 0.1}, "run_id": None}
+               for i, v in enumerate(ctx.cfg.variants)}
+    base.publish_comparison(ctx, results, table=[{"variant": v} for v in results], figures={})
+    out = tmp_path / "results" / "lab11" / "compare"
+    assert (out / "comparison.md").exists() and (out / "seeds.md").exists()
+    assert not (out / "figures" / "seed_bands.png").exists()

@@ -423,7 +423,8 @@ def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> Non
     seeds_md = seed_bands.markdown(band, verdicts, ctx.seeds)
     if len(ctx.seeds) > 1:
         metrics["seed_bands"] = seed_bands.summary_metrics(band)
-        column = seed_bands.band_curve(module, next(iter(results.values()))["history"])
+        # A lab that trains nothing (lab 11) has no training curves to band.
+        column = seed_bands.band_curve(module, next(iter(results.values()), {}).get("history") or [])
         if column:
             figures = {**figures, "seed_bands": seed_bands.band_figure(
                 results, column, f"{ctx.lab_id}: {column}, mean and min-max over seeds {', '.join(map(str, ctx.seeds))}")}
