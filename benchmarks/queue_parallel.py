@@ -53,7 +53,7 @@ def queue_four(repo: Path, env: dict, jobs: int, decays: list[float], timeout: f
     for i, decay in enumerate(decays):
         names.append(f"j{jobs}-{i}")
         _sh(repo, "dvc", "exp", "run", "--queue", "-n", names[-1], "-S",
-            f"lab05.variants.l2.weight_decay={decay}", "labs/lab05/dvc.yaml:evaluate", env=env)
+            f"labs/lab05/params.yaml:lab05.variants.l2.weight_decay={decay}", "labs/lab05/dvc.yaml:evaluate", env=env)
     started = time.monotonic()
     _sh(repo, "dvc", "queue", "start", "-j", str(jobs), env=env)
     while time.monotonic() - started < timeout:

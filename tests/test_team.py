@@ -155,7 +155,7 @@ def _queue_four(repo: Path, env: dict, jobs: int) -> tuple[float, list[str]]:
     for i, wd in enumerate((0.02, 0.03, 0.04, 0.05)):
         name = f"j{jobs}-wd{i}"
         # the lab as target: the baseline ran only lab 05, and the other labs are not the point
-        sh(repo, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"lab05.variants.l2.weight_decay={wd}",
+        sh(repo, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"labs/lab05/params.yaml:lab05.variants.l2.weight_decay={wd}",
            "labs/lab05/dvc.yaml:evaluate", env=env)
         names.append(name)
     started = time.monotonic()
