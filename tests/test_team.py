@@ -150,7 +150,27 @@ def test_the_pipeline_logs_to_the_team_server_and_its_artifacts_land_on_the_serv
     assert not (repo / "mlruns").exists() and not (repo / "mlflow.db").exists()
 
 
-def _queue_four(repo: Path, env: dict, jobs: int) -> tuple[float, list[str]]:
+def _start_queue(repo: Path, env: dict, jobs: int) -> None:
+    """`dvc queue start`, its output to a file: DVC's worker daemon inherits the caller's stdout,
+    so with a pipe `queue start` would not return before the last worker exits."""
+    with open(repo.parent / f"queue-start-j{jobs}.log", "ab") as log:
+        subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env, stdin=subprocess.DEVNULL,
+                       stdout=log, stderr=subprocess.STDOUT, timeout=120, check=True)
+
+
+def _queue_diagnosis(repo: Path, env: dict, names: list[str], status: str) -> str:
+    """What a stuck queue was doing: its status, each experiment's log, the workers' logs, the processes."""
+    parts = [f"dvc queue status:\n{status}"]
+    for n in names:
+        parts.append(f"--- dvc queue logs {n}:\n" + sh(repo, "dvc", "queue", "logs", n, check=False, env=env).stdout[-2000:])
+    for out in sorted((repo / ".dvc" / "tmp" / "exps").rglob("*.out")):
+        parts.append(f"--- {out.relative_to(repo)}:\n" + out.read_text(errors="replace")[-2000:])
+    ps = subprocess.run(["ps", "-eo", "pid,ppid,etimes,args"], capture_output=True, text=True).stdout
+    parts.append("--- processes:\n" + "\n".join(l for l in ps.splitlines() if "dvc" in l or "labflow" in l))
+    return "\n".join(parts)
+
+
+def _queue_four(repo: Path, env: dict, jobs: int, deadline_s: float = 600) -> tuple[float, list[str]]:
     names = []
     for i, wd in enumerate((0.02, 0.03, 0.04, 0.05)):
         name = f"j{jobs}-wd{i}"
@@ -159,13 +179,17 @@ def _queue_four(repo: Path, env: dict, jobs: int) -> tuple[float, list[str]]:
            "labs/lab05/dvc.yaml:evaluate", env=env)
         names.append(name)
     started = time.monotonic()
-    sh(repo, "dvc", "queue", "start", "-j", str(jobs), env=env)
+    _start_queue(repo, env, jobs)
     status = ""
-    while time.monotonic() - started < 900:
+    while time.monotonic() - started < deadline_s:
         status = sh(repo, "dvc", "queue", "status", env=env).stdout
         if all(re.search(rf"{n}\s+\S+ \S+\s+(Success|Failed)", status) for n in names):
             break
         time.sleep(2)
+    else:
+        diagnosis = _queue_diagnosis(repo, env, names, status)
+        sh(repo, "dvc", "queue", "stop", "--kill", check=False, env=env)
+        raise AssertionError(f"4 queued experiments not done {deadline_s:.0f} s after `dvc queue start`:\n{diagnosis}")
     elapsed = time.monotonic() - started
     for n in names:
         assert re.search(rf"{n}\s+\S+ \S+\s+Success", status), (n, status, sh(repo, "dvc", "queue", "logs", n,
