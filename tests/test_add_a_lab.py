@@ -27,7 +27,7 @@ REGISTRY_TESTS = ("tests/test_config.py::test_repository_params_are_valid_for_ev
                   "tests/test_config.py::test_dvc_yaml_matches_params_and_registry",
                   "tests/test_cli.py::test_list_names_every_lab_variant_and_profile")
 
-# Step 1: the lab's folder, labNN_<topic>/ with __init__.py, config.py and lab.py.
+# Step 1: the lab's folder, labNN_<topic>/ with __init__.py, config.py, lab.py and lessons.py.
 INIT_PY = '''"""Lab 26: logistic regression on handwritten digits, the smallest lab.
 
 The lab's stages are in :mod:`.lab`, its params schema in :mod:`.config`."""
@@ -110,6 +110,16 @@ def evaluate(ctx: base.LabContext) -> None:
         "val_accuracy": figs.curves(base.series(results, "epoch", "val_acc"), xlabel="epoch", ylabel="validation accuracy", title="validation accuracy per epoch"),
     }
     base.publish_comparison(ctx, results, table=table, figures=figures)
+'''
+
+LESSONS_PY = '''"""Lab 26's lesson: what the course would say it shows, as a check on its metrics."""
+
+from labflow.compare.lessons import Claim, gt
+
+CLAIMS = (
+    Claim("beats_chance", "A linear classifier reads digits far better than chance (10%)",
+          "a one-layer softmax model is the baseline every later lab beats", (gt("logreg.test_acc", 0.1),)),
+)
 '''
 
 # Step 2: the lab's parameters, labs/lab26/params.yaml (smoke: 180 training images, 4 steps of 50).
@@ -223,6 +233,12 @@ stages:
         cache: false
     - results/lab26/compare/seeds.csv:
         cache: false
+    - results/lab26/compare/lessons.md:
+        cache: false
+    - results/lab26/compare/lessons.csv:
+        cache: false
+    - results/lab26/compare/lessons.json:
+        cache: false
     - results/lab26/compare/timings.json:
         cache: false
     metrics:
@@ -247,6 +263,7 @@ def add_lab26(repo: Path) -> None:
     (folder / "__init__.py").write_text(INIT_PY)
     (folder / "config.py").write_text(CONFIG_PY)
     (folder / "lab.py").write_text(LAB_PY)
+    (folder / "lessons.py").write_text(LESSONS_PY)
     (repo / "labs" / "lab26").mkdir()
     (repo / "labs" / "lab26" / "params.yaml").write_text(PARAMS_SECTION)
     (repo / "labs" / "lab26" / "dvc.yaml").write_text(DVC_YAML)
@@ -302,7 +319,10 @@ def test_adding_lab26_touches_its_folder_params_section_and_dvc_yaml_and_runs(tm
     metrics = json.loads((results / "variants" / "logreg" / "seed42" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 1 and metrics["updates"] == 4 and 0 <= metrics["test_acc"] <= 1
     assert (results / "compare" / "comparison.md").read_text().startswith("| variant")
-    assert set(json.loads((results / "compare" / "metrics.json").read_text())) == {"logreg"}
+    assert set(json.loads((results / "compare" / "metrics.json").read_text())) == {"logreg", "lessons"}
+    lesson = json.loads((results / "compare" / "lessons.json").read_text())["claims"]
+    assert [c["id"] for c in lesson] == ["beats_chance"]
+    assert lesson[0]["verdict"] in ("holds on one seed (no noise estimate)", "reversed on one seed (no noise estimate)")
     assert (repo / "labs" / "lab26" / "dvc.lock").exists()
 
     # MLflow: experiment labflow-lab26, one comparison (parent) run, one child run per variant.
@@ -333,8 +353,7 @@ def test_adding_lab26_touches_its_folder_params_section_and_dvc_yaml_and_runs(tm
         assert f"{LAB_FOLDER}/lab.py" in record["files"]
         assert not _undeclared(record["files"], stages[record["stage"]]["deps"]), record["stage"]
 
-    # What the author touched: the lab's three files, labs/lab26/params.yaml and dvc.yaml. Nothing else.
+    # What the author touched: the lab's four files, labs/lab26/params.yaml and dvc.yaml. Nothing else.
     authored = _authored_files(repo)
     assert authored == sorted([f"{LAB_FOLDER}/__init__.py", f"{LAB_FOLDER}/config.py", f"{LAB_FOLDER}/lab.py",
-                               "labs/lab26/dvc.yaml", "labs/lab26/params.yaml"]), authored
-    assert len(authored) == 5
+                               f"{LAB_FOLDER}/lessons.py", "labs/lab26/dvc.yaml", "labs/lab26/params.yaml"]), authored

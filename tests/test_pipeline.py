@@ -80,6 +80,34 @@ def test_every_lab_writes_metrics_plots_and_figures(repo):
     assert (repo / "dvc.lock").exists()
 
 
+def test_every_lab_scores_its_claims_and_labflow_lessons_shows_them(repo):
+    """Each claim of each lab is measured on the smoke run (its metrics exist), with a one-seed
+    verdict; `labflow lessons` shows every lab; the comparison run carries the verdicts as its note."""
+    import mlflow
+
+    from labflow.labs import lab_lessons
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    for lab in LABS:
+        compare = repo / "results" / lab / "compare"
+        record = json.loads((compare / "lessons.json").read_text())
+        claims = lab_lessons(lab).CLAIMS
+        assert [c["id"] for c in record["claims"]] == [c.id for c in claims]
+        for claim in record["claims"]:
+            assert claim["verdict"] in ("holds on one seed (no noise estimate)", "reversed on one seed (no noise estimate)"), (lab, claim)
+        scores = json.loads((compare / "metrics.json").read_text())["lessons"]
+        assert set(scores) == {c.id for c in claims} and set(scores.values()) <= {1, -1}
+        assert "what the course says this lab shows" in (compare / "lessons.md").read_text()
+        exp = client.get_experiment_by_name(f"labflow-{lab}")
+        parent = next(r for r in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])
+                      if r.data.tags.get("labflow.role") == "comparison")
+        assert claims[0].says in parent.data.tags["mlflow.note.content"]
+        assert parent.data.metrics[f"lesson.{claims[0].id}"] in (1, -1)
+    table = sh(repo, "labflow", "lessons").stdout
+    assert all(re.search(rf"^{lab}\b", table, re.M) for lab in LABS), table
+    assert "not run yet" not in table and max(len(line) for line in table.splitlines()) <= 80
+
+
 def _check_shared_model_lab(repo: Path, lab: str, p: dict) -> None:
     """The model trained once (per-epoch history, figures, model file); each variant decoded it
     (metrics, translations) without writing a model of its own; the comparison names every variant."""

@@ -155,6 +155,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_lessons(args) -> int:
+    """Every lab's claims (what the course says it shows) and their verdicts, from results/."""
+    from labflow.compare.lessons_table import read_records, render
+    from labflow.labs import LABS
+
+    labs = [f"lab{int(x):02d}" if x.isdigit() else x for x in args.labs] or list(LABS)
+    unknown = [lab for lab in labs if lab not in LABS]
+    if unknown:
+        print(f"labflow: error: unknown lab {', '.join(unknown)}; known: lab01 ... lab{len(LABS):02d}", file=sys.stderr)
+        return 1
+    print(render(read_records(paths.repo_root(), labs), width=args.width, details=args.details))
+    return 0
+
+
 def cmd_runner(args) -> int:
     """The warm stage runner of this environment (see labflow.frame.runner)."""
     from labflow.frame import runner as stage_runner
@@ -201,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--ui", default="http://127.0.0.1:5000", help="the MLflow UI address the run links use")
     report.add_argument("--no-links", action="store_true", help="do not read the MLflow store")
     report.set_defaults(func=cmd_report)
+    lessons = sub.add_parser("lessons", help="every lab's claims (what the course says it shows) and verdicts")
+    lessons.add_argument("labs", nargs="*", help="labs to show (lab10 or 10; default all)")
+    lessons.add_argument("--details", action="store_true", help="the measured numbers under each claim")
+    lessons.add_argument("--width", type=int, default=80, help="terminal width to fit (default 80)")
+    lessons.set_defaults(func=cmd_lessons)
     runner = sub.add_parser("runner", help="status, start or stop the warm process DVC stages fork from")
     runner.add_argument("action", choices=["status", "start", "stop"], nargs="?", default="status")
     runner.set_defaults(func=cmd_runner)

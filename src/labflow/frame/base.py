@@ -407,7 +407,7 @@ def publish_comparison(
 
 def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> None:
     from labflow.labs import lab_module
-    from labflow.compare import seed_bands
+    from labflow.compare import lessons, seed_bands
     from labflow.plots import figures as figs
 
     out = ctx.results_dir()
@@ -428,7 +428,15 @@ def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> Non
         if column:
             figures = {**figures, "seed_bands": seed_bands.band_figure(
                 results, column, f"{ctx.lab_id}: {column}, mean and min-max over seeds {', '.join(map(str, ctx.seeds))}")}
+    # The course's lessons: each claim scored on these results.
+    claims, no_claim, scored = _lessons(ctx, results, summary)
+    lessons_md = lessons.markdown(ctx.lab_id, scored, ctx.seeds, no_claim)
+    if scored:
+        metrics["lessons"] = lessons.metrics(scored)
     dvc_files.write_metrics_and_timings(out, metrics)
+    dvc_files.write_rows(out / "lessons.csv", lessons.rows(scored))
+    (out / "lessons.md").write_text(lessons_md)
+    dvc_files.write_metrics(out / "lessons.json", lessons.summary_record(ctx.lab_id, scored, ctx.seeds, no_claim))
     dvc_files.write_rows(out / "comparison.csv", table)
     dvc_files.write_rows(out / "seeds.csv", [*band, *verdicts])
     (out / "seeds.md").write_text(seeds_md)
@@ -446,6 +454,10 @@ def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> Non
             run.log_artifact(figs.save(fig, out / "figures" / f"{name}.png"), "figures")
             figs.close(fig)
         run.log_metrics({"work_seconds": timing.work_seconds()})
+        # The verdicts are the run's description: the first thing its page shows.
+        run.set_tags({"mlflow.note.content": lessons.note(ctx.lab_id, scored, ctx.seeds, no_claim) + "\n" + markdown})
+        run.log_metrics({f"lesson.{k}": v for k, v in lessons.metrics(scored).items()})
+        run.log_text(lessons_md, "lessons.md")
         run.log_text(markdown, "comparison.md")
         run.log_text(seeds_md, "seeds.md")
         run.log_artifact(out / "comparison.csv")
@@ -460,6 +472,18 @@ def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> Non
     print(markdown)
     if len(ctx.seeds) > 1:
         print(seeds_md)
+    print(lessons_md)
+
+
+def _lessons(ctx: LabContext, results, summary):
+    """(claims, no-claim reason, scored claims) from the lab's ``lessons.py``."""
+    from labflow.compare import lessons
+    from labflow.labs import lab_lessons
+
+    module = lab_lessons(ctx.lab_id)
+    claims = tuple(getattr(module, "CLAIMS", ()) or ())
+    no_claim = getattr(module, "NO_CLAIM", "") if module else "the lab has no lessons.py"
+    return claims, no_claim, lessons.score(claims, results, summary or {}, ctx.seeds)
 
 
 def _markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -1,5 +1,6 @@
 """The labs, one folder each: ``labNN_<topic>/`` holds the lab's stages (``lab.py``), its params
-schema (``config.py``) and, in ``__init__.py``, how it relates to other labs. This registry finds
+schema (``config.py``), what the course says it shows (``lessons.py``) and, in ``__init__.py``,
+how it relates to other labs. This registry finds
 them by folder name, so adding a lab adds a folder and touches nothing here.
 
 A lab's ``__init__.py`` may say:
@@ -53,6 +54,16 @@ def lab_package(lab_id: str) -> ModuleType:
 def lab_module(lab_id: str) -> ModuleType:
     """The lab's stages (``labNN_<topic>/lab.py``)."""
     return importlib.import_module(f"{_known(lab_id)}.lab")
+
+
+def lab_lessons(lab_id: str) -> ModuleType | None:
+    """The lab's lessons (``labNN_<topic>/lessons.py``: ``CLAIMS`` or ``NO_CLAIM``); None without one."""
+    try:
+        return importlib.import_module(f"{_known(lab_id)}.lessons")
+    except ModuleNotFoundError as err:
+        if err.name != f"{_known(lab_id)}.lessons":
+            raise
+        return None
 
 
 def reads_from(lab_id: str) -> str | None:

@@ -161,6 +161,18 @@ def _copy_figures(figures: list[Path], dest: Path, prefix: str) -> list[tuple[st
     return out
 
 
+def _lessons_html(record: dict) -> str:
+    """What the course says the lab shows, and whether it held: the first thing on the lab's page."""
+    if not record["claims"]:
+        return f"<h2>Lessons</h2><p class=\"lessons\">No claim to check: {html.escape(record['no_claim'])}</p>"
+    seeds = record.get("seeds") or []
+    rows = [{"claim": c["says"], "verdict": c["verdict_text"], "measured": "; ".join(c["measured"]),
+             "the course": c["course"]} for c in record["claims"]]
+    noise = "one training seed: no estimate of seed noise" if len(seeds) < 2 else f"training seeds {', '.join(map(str, seeds))}"
+    return (f"<h2>Lessons</h2><p class=\"meta\">What the course says this lab shows, checked on our metrics ({noise}).</p>"
+            + html.table(rows, css_class="lessons"))
+
+
 def _lab_html(page: LabPage, folder: Path, meta: str) -> str:
     parts = [f"<p class=\"meta\"><a href=\"../index.html\">all labs</a> · {meta}</p>",
              f"<h1>{html.escape(page.lab_id)}: {html.escape(page.title)}</h1>"]
@@ -169,6 +181,8 @@ def _lab_html(page: LabPage, folder: Path, meta: str) -> str:
         flaw = f" <em>Note:</em> {html.escape(c.flaw)}." if c.flaw else ""
         parts.append(f"<p class=\"course\"><strong>The course reports</strong> {html.escape(c.reported)} "
                      f"on {html.escape(c.on)}.{flaw}</p>")
+    if page.lessons is not None:
+        parts.append(_lessons_html(page.lessons))
     if page.missing:
         parts.append(f"<p class=\"missing\">{html.escape(page.missing)}</p>")
     else:
@@ -198,19 +212,33 @@ def _lab_html(page: LabPage, folder: Path, meta: str) -> str:
     return html.page(f"{page.lab_id}: {page.title}", "\n".join(parts))
 
 
+def _lessons_count(record: dict | None) -> str:
+    """``2 hold, 1 reversed`` for the index: how the lab's claims came out."""
+    if record is None:
+        return ""
+    if not record["claims"]:
+        return "none"
+    counts: dict[str, int] = {}
+    for claim in record["claims"]:
+        counts[claim["verdict"]] = counts.get(claim["verdict"], 0) + 1
+    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+
+
 def _index_html(pages: list[LabPage], meta: str, store_note: str) -> str:
     rows = []
     for page in pages:
         status = "not run yet" if page.missing else f"{len(page.table)} rows, {len(page.figures)} figures"
         course = page.course.reported if page.course else ""
+        lessons = _lessons_count(page.lessons)
         rows.append(
             f"<tr><td>{html.link(f'{page.lab_id}/index.html', page.lab_id)}</td>"
-            f"<td>{html.escape(page.title)}</td><td>{html.escape(status)}</td><td>{html.escape(course)}</td></tr>"
+            f"<td>{html.escape(page.title)}</td><td>{html.escape(lessons)}</td><td>{html.escape(status)}</td>"
+            f"<td>{html.escape(course)}</td></tr>"
         )
     body = (
         "<h1>labflow report</h1>"
         f"<p class=\"meta\">{meta}</p><p class=\"meta\">{store_note}</p>"
-        "<table class=\"labs\"><thead><tr><th>lab</th><th>compares</th><th>results</th>"
+        "<table class=\"labs\"><thead><tr><th>lab</th><th>compares</th><th>the course's claims</th><th>results</th>"
         "<th>the course reports</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
     return html.page("labflow report", body)

@@ -7,6 +7,7 @@ Everything comes from DVC outputs (``results/<lab>/compare``, ``results/<lab>/va
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class LabPage:
     course: CourseResult | None
     missing: str = ""  # why there is nothing to show, when the lab has not run
     seeds_md: str = ""  # the seed-band tables (mean ± std, noise verdicts) as markdown
+    lessons: dict | None = None  # lessons.json: the course's claims and their verdicts
     links: dict[str, str] = field(default_factory=dict)  # label -> MLflow UI address
 
 
@@ -73,6 +75,8 @@ def collect_lab(root: Path, lab_id: str, title: str, lab_cfg: Any, seed: int = 4
     page.figures = sorted((compare / "figures").glob("*.png"))
     if (compare / "seeds.md").exists():
         page.seeds_md = (compare / "seeds.md").read_text()
+    if (compare / "lessons.json").exists():
+        page.lessons = json.loads((compare / "lessons.json").read_text())
     for variant in variants_cfg:  # each variant's own figures: its run with the primary seed
         folder = root / "results" / lab_id / "variants" / variant / f"seed{seed}" / "figures"
         if folder.is_dir():
