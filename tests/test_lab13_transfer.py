@@ -1,8 +1,9 @@
 """Lab 13: the ResNet's pieces, loading the source backbone, the two phases (each scored when it
-ends, resumable), frozen stages left untouched, and the stages run on a stand-in for lab 10's model.
+ends, resumable), frozen stages left untouched, the source trained apart from the target's classes,
+and the stages run on smoke data.
 
-Lab 10's ``models/lab10/resnet18/model.pt`` is built by its own stage; these tests make a stand-in
-in the same format (``{"state_dict", "info"}`` with ``info`` = ``architectures.build``'s arguments).
+The unit tests make stand-in backbones in the format the preprocess stage saves the source in
+(``{"state_dict", "info"}`` with ``info`` = ``architectures.build``'s arguments).
 """
 
 from __future__ import annotations
@@ -182,8 +183,9 @@ def test_frozen_features_are_the_prefix_in_eval_mode():
 
 @pytest.fixture
 def lab13_repo(tmp_path, monkeypatch, raw_params):
-    """A repository root with smoke params, MNIST-5k and a stand-in for lab 10's model."""
+    """A repository root with smoke params, Fashion-MNIST, and lab 13's preprocess run (it trains the source)."""
     from labflow.data import fetch
+    from labflow.frame.base import LabContext
 
     root = tmp_path / "repo"
     root.mkdir()
@@ -192,29 +194,56 @@ def lab13_repo(tmp_path, monkeypatch, raw_params):
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.setenv("LABFLOW_ROOT", str(root))
-    fetch("mnist", "smoke", None, root / "data" / "raw" / "mnist", progress=False)
-    source = standin_backbone(lab.source_model(42))
-    return root, parse_params(params), source
+    fetch("fashion_mnist", "smoke", None, root / "data" / "raw" / "fashion_mnist", progress=False)
+    parsed = parse_params(params)
+    lab.preprocess(LabContext("lab13", parsed, progress=False))
+    source = torch.load(root / "data" / "processed" / "lab13" / lab.SOURCE_FILE, weights_only=True)
+    return root, parsed, source
+
+
+def test_the_source_is_trained_on_the_source_classes_only(lab13_repo):
+    root, params, source = lab13_repo
+    folder = root / "data" / "processed" / "lab13"
+    report = json.loads((folder / lab.SOURCE_REPORT).read_text())
+    meta = json.loads((folder / "meta.json").read_text())
+    assert report["classes"] == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
+    assert meta["classes"] == ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # the target: the other five
+    assert source["info"]["n_classes"] == 5 and report["train_images"] == 300 and 0 <= report["source_test_acc"] <= 1
+    from labflow.prep.tensors import load_processed
+
+    data, _ = load_processed(folder)  # the manifest covers the source file too
+    assert set(data["y_train"].tolist()) <= set(range(5))
+
+
+def test_source_and_target_classes_must_not_overlap(raw_params):
+    params = copy.deepcopy(raw_params)
+    params["lab13"]["backbone"]["pretrain"]["classes"] = [0, 1, 5]
+    with pytest.raises(ConfigError, match=r"classes \[5\] are both source"):
+        parse_params(params)
+    params = copy.deepcopy(raw_params)
+    params["lab13"]["data"]["classes"] = None
+    with pytest.raises(ConfigError, match="needs data.classes"):
+        parse_params(params)
 
 
 def test_stages_run_on_a_standin_backbone(lab13_repo):
     from labflow.frame.base import LabContext
     from labflow.tracking.dvc_files import read_rows
 
-    root, params, source = lab13_repo
+    root, params, saved_source = lab13_repo
+    source, source_info = saved_source["state_dict"], saved_source["info"]
     ctx = LabContext("lab13", params, progress=False)
-    lab.preprocess(ctx)
     results = {v: lab.train(ctx, v) for v in ("frozen", "partial", "scratch")}
     saved = {v: torch.load(root / "models" / "lab13" / v / "seed42" / "model.pt", weights_only=True) for v in results}
     backbone = [k for k in source if not k.startswith("fc.")]
-    # Frozen: every backbone tensor, batch-norm statistics included, is lab 10's.
+    # Frozen: every backbone tensor, batch-norm statistics included, is the source's.
     assert all(torch.equal(saved["frozen"]["state_dict"][k], source[k]) for k in backbone)
-    # Partial: layers 1-2 are lab 10's, layer4 was fine-tuned in phase 2.
+    # Partial: layers 1-2 are the source's, layer4 was fine-tuned in phase 2.
     part = saved["partial"]["state_dict"]
     assert torch.equal(part["layer1.0.conv1.weight"], source["layer1.0.conv1.weight"])
     assert not torch.equal(part["layer4.0.conv1.weight"], source["layer4.0.conv1.weight"])
-    assert saved["partial"]["info"] == INFO  # rebuildable: architectures.build(**info)
-    # Every variant starts from the same new head; scratch's backbone is not lab 10's.
+    assert saved["partial"]["info"] == {**source_info, "n_classes": 5}  # rebuildable: architectures.build(**info)
+    # Every variant starts from the same new head; scratch's backbone is not the source's.
     assert not torch.equal(saved["scratch"]["state_dict"]["conv1.weight"], source["conv1.weight"])
     m = {v: r.metrics for v, r in results.items()}
     assert m["partial"]["phases"] == 2 and (m["partial"]["phase1_epochs"], m["partial"]["phase2_epochs"]) == (1, 2)
@@ -236,7 +265,8 @@ def test_stages_run_on_a_standin_backbone(lab13_repo):
     compare = json.loads((root / "results" / "lab13" / "compare" / "metrics.json").read_text())
     assert set(compare) == {"frozen", "partial", "scratch", "summary"}
     table = (root / "results" / "lab13" / "compare" / "comparison.md").read_text()
-    assert "| partial | lab10 | head | 1 |" in table
+    assert "| partial | pretrain | head | 1 |" in table
+    assert compare["summary"]["source_classes"] == "T-shirt/top, Trouser, Pullover, Dress, Coat"
     assert (root / "results" / "lab13" / "compare" / "figures" / "test_accuracy_by_phase.png").exists()
 
 
@@ -248,8 +278,8 @@ def test_missing_source_model_or_wrong_channels_say_what_to_do(lab13_repo):
     info = lab.source_info(ctx)
     with pytest.raises(ValueError, match="takes 1-channel images but lab13.data.dataset has 3"):
         lab.make_model(ctx, info, 5, 3, pretrained=True)
-    (lab.source_model(42)).unlink()
-    with pytest.raises(FileNotFoundError, match="dvc repro labs/lab10/dvc.yaml:train@resnet18-42"):
+    (root / "data" / "processed" / "lab13" / lab.SOURCE_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="dvc repro labs/lab13/dvc.yaml:preprocess"):
         lab.source_info(ctx)
 
 

@@ -229,14 +229,16 @@ def test_stages_train_once_decode_without_training_and_compare(lab16_repo, monke
     # Lab 16's comparison, as its evaluate stage writes it (a DVC dependency of lab 25's evaluate).
     compare16 = lab16_repo / "results" / "lab16" / "compare"
     base.dvc_files.write_metrics_and_timings(compare16, {
-        "attention": {"test_bleu": 7.5, "test_chrf": 30.0, "train_seconds": 50.0},
-        "no_attention": {"test_bleu": 3.0, "test_chrf": 20.0, "train_seconds": 40.0}, "summary": {"test_pairs": 1}})
+        "attention": {"val_bleu": 8.0, "test_bleu": 7.5, "test_chrf": 30.0, "train_seconds": 50.0},
+        "no_attention": {"val_bleu": 2.0, "test_bleu": 3.0, "test_chrf": 20.0, "train_seconds": 40.0}, "summary": {"test_pairs": 1}})
     lab.evaluate(ctx)
     table = (ctx.results_dir() / "comparison.md").read_text()
     assert "lab16 attention (greedy)" in table and "| 7.5 |" in table and "nearest training" in table
     assert "lab16 attention (beam" not in table  # lab 16's model is not there to decode
     out = json.loads((ctx.results_dir() / "metrics.json").read_text())
     assert out["summary"]["lab16_best_bleu"] == 7.5 and "beam_minus_greedy_bleu" in out["summary"]
+    # The training's validation BLEU is greedy decoding's: the beam row leaves it empty.
+    assert "val_bleu" in out["greedy"] and "val_bleu" not in out["beam"]
     assert out["greedy"]["test_bleu"] == pytest.approx(json.loads(
         (ctx.results_dir("greedy") / "metrics.json").read_text())["test_bleu"])
     figures = {p.stem for p in (ctx.results_dir() / "figures").glob("*.png")}
@@ -253,3 +255,12 @@ def test_the_train_stage_trains_only_the_shared_model(lab16_repo):  # noqa: F811
     ctx = base.LabContext("lab25", fixture_params(), progress=False)
     with pytest.raises(KeyError, match="only decode"):
         lab.train(ctx, "beam")
+
+
+def test_lab16s_model_is_picked_on_validation_bleu_not_test(tmp_path):
+    folder = tmp_path / "results" / "lab16" / "compare"
+    base.dvc_files.write_metrics_and_timings(folder, {
+        "attention": {"val_bleu": 5.0, "test_bleu": 9.0, "test_chrf": 30.0},
+        "no_attention": {"val_bleu": 6.0, "test_bleu": 4.0, "test_chrf": 20.0}, "summary": {"test_pairs": 1}})
+    name, metrics = lab.lab16_best(tmp_path)
+    assert name == "no_attention" and metrics["test_bleu"] == 4.0

@@ -106,3 +106,12 @@ def test_every_lab_states_one_to_four_claims_from_the_course():
             for check in claim.checks:
                 for side in (check.a, check.b):
                     assert isinstance(side, (int, float)) or "." in side, (lab, claim.id, side)
+
+
+def test_a_metric_the_comparison_computed_for_the_primary_seed_only_gives_a_one_seed_verdict():
+    res = _results({"a": [0.8, 0.81, 0.82], "b": [0.7, 0.7, 0.7]})
+    res["a"]["metrics"] = {**res["a"]["metrics"], "test_f1": 0.9}  # evaluate added it to seed 42's row
+    res["b"]["metrics"] = {**res["b"]["metrics"], "test_f1": 0.6}
+    claim = Claim("f1", "a beats b on F1", "c", (gt("a.test_f1", "b.test_f1"),))
+    result = lessons.score([claim], res, {}, [42, 43, 44])[0]
+    assert result.verdict == lessons.HOLDS_ONE_SEED and result.checks[0].seeds == 1

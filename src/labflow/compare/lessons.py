@@ -135,12 +135,14 @@ def side_values(side: Side, results: Mapping[str, Mapping[str, Any]], summary: M
     if r is None:
         return None
     runs = r.get("seeds") or {}
-    if runs:
-        values = {s: _number(runs[s]["metrics"].get(metric)) for s in seeds if s in runs}
-        if values and all(v is not None for v in values.values()):
-            return values
-        return None
-    return _number((r.get("metrics") or {}).get(metric))
+    top = _number((r.get("metrics") or {}).get(metric))
+    if not runs:  # trains nothing per seed (a baseline): the same on every seed
+        return top
+    values = {s: _number(runs[s]["metrics"].get(metric)) for s in seeds if s in runs}
+    if values and all(v is not None for v in values.values()):
+        return values
+    # Computed by the comparison for the primary seed's run only: one seed's value.
+    return {seeds[0]: top} if top is not None and seeds else None
 
 
 def score_check(check: Check, results, summary, seeds: Sequence[int]) -> CheckResult:

@@ -1,6 +1,7 @@
 """Parallel sentences: English-Spanish Bible verses from Debian's SWORD modules, and their split.
 
-Labs 16, 24 and 25 translate the same pairs, so everything about them lives here:
+Labs 16 and 25 translate the same pairs, so everything about them lives here (lab 24 does not use
+them: its attention task is synthetic associative recall, :mod:`labflow.prep.recall`):
 
 - :func:`export_module` runs ``diatheke`` (Debian ``diatheke`` + ``sword-text-kjv`` +
   ``sword-text-sparv``) for the whole Bible; :func:`parse_export` keeps only the lines that

@@ -247,12 +247,19 @@ def _mosaic_figure(sheet: np.ndarray, size: int, pad: int, col_labels, row_label
 
 
 def kernels_figure(init: torch.Tensor, trained: torch.Tensor, n: int, variant: str):
-    """The first ``n`` first-layer kernels, init (top row) above trained (bottom row)."""
+    """The first ``n`` first-layer kernels: init, trained, and what training added (trained - init).
+
+    Each tile is drawn to its own scale, so a kernel that moved 10% looks the same before and
+    after; the third row shows the change itself, which is what training learned."""
     n, size, pad = min(n, len(init)), 30, 3
-    sheet = mosaic([list(_kernel_images(init[:n])), list(_kernel_images(trained[:n]))], size, pad)
+    change = trained[:n] - init[:n]
+    sheet = mosaic([list(_kernel_images(init[:n])), list(_kernel_images(trained[:n])), list(_kernel_images(change))],
+                   size, pad)
     colours = "red > 0 > blue" if init.shape[1] == 1 else "RGB"
-    return _mosaic_figure(sheet, size, pad, [str(k) for k in range(n)], ["init", "trained"],
-                          f"{variant}: first-layer kernels ({colours}, each to its own scale)", inches=0.7)
+    moved = float(change.flatten().norm() / init[:n].flatten().norm().clamp_min(1e-12))
+    return _mosaic_figure(sheet, size, pad, [str(k) for k in range(n)], ["init", "trained", "trained - init"],
+                          f"{variant}: first-layer kernels ({colours}, each to its own scale); "
+                          f"training moved them {moved:.0%}", inches=0.7)
 
 
 def feature_maps_figure(inputs: np.ndarray, init_maps: torch.Tensor, trained_maps: torch.Tensor,

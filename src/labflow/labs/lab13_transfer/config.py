@@ -10,14 +10,35 @@ from labflow.frame.config import SplitConfig, Strict
 
 
 class Lab13Data(SplitConfig):
-    # quick/smoke: MNIST-5k digits (offline); full: the flower photos (online).
-    dataset: Literal["mnist", "flowers"] = "mnist"
+    # quick/smoke: Fashion-MNIST's target classes (offline); full: the flower photos (online).
+    dataset: Literal["fashion_mnist", "mnist", "flowers"] = "fashion_mnist"
+    # The target task's classes of the data set (relabelled 0..k-1); null: every class.
+    classes: tuple[int, ...] | None = None
+
+
+class Lab13Pretrain(Strict):
+    """The source task (``backbone.source: pretrain``): a ResNet18 trained in this lab's preprocess
+    stage on other classes of the same data set, as the downloaded ImageNet weights are in full."""
+
+    classes: tuple[int, ...] = Field(min_length=2)
+    train_size: int | None = Field(None, gt=0)  # source training images (class-balanced); null: all
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)  # Adam
+    width: float = Field(0.25, gt=0, le=1)  # the ResNet18's channel multiplier (lab 10's quick width)
 
 
 class Lab13Backbone(Strict):
-    # lab10: lab 10's trained ResNet18 (models/lab10/resnet18/model.pt, a DVC dependency);
+    # pretrain: a backbone this lab trains on `pretrain.classes` (near transfer, quick);
     # imagenet: torchvision's ImageNet weights (data.resnet18_imagenet, full profile).
-    source: Literal["lab10", "imagenet"] = "lab10"
+    source: Literal["pretrain", "imagenet"] = "pretrain"
+    pretrain: Lab13Pretrain | None = None
+
+    @model_validator(mode="after")
+    def _pretrain_is_described(self):
+        if self.source == "pretrain" and self.pretrain is None:
+            raise ValueError("backbone.source is pretrain but backbone.pretrain (classes, epochs, ...) is missing")
+        return self
 
 
 class Lab13Train(Strict):
@@ -54,6 +75,19 @@ class Lab13Config(Strict):
     backbone: Lab13Backbone = Lab13Backbone()
     train: Lab13Train
     variants: dict[str, Lab13Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _source_and_target_classes_differ(self):
+        b = self.backbone
+        if b.source == "pretrain" and b.pretrain is not None:
+            if self.data.classes is None:
+                raise ValueError("backbone.source pretrain needs data.classes: the target classes, apart from "
+                                 "backbone.pretrain.classes (otherwise the source has seen the target's labels)")
+            shared = sorted(set(self.data.classes) & set(b.pretrain.classes))
+            if shared:
+                raise ValueError(f"classes {shared} are both source (backbone.pretrain.classes) and target "
+                                 f"(data.classes): the source would have seen the target's labels")
+        return self
 
     @model_validator(mode="after")
     def _warmup_within_budget(self):

@@ -79,13 +79,13 @@ SNAPSHOT_ROWS = 10
 def preprocess(ctx: base.LabContext) -> dict:
     """A class-balanced subset of the training images and of the test images, scaled to [-1, 1]."""
     from labflow.data import load_images
-    from labflow.prep.images import _stratified_take
+    from labflow.prep.images import stratified_take
 
     d = ctx.cfg.data
     data = load_images(paths.raw_dir(d.dataset))
     rng = np.random.default_rng(ctx.seed)
-    test_idx = _stratified_take(data.y_test, d.test_size, rng)
-    train_idx = _stratified_take(data.y_train, d.train_size, rng)
+    test_idx = stratified_take(data.y_test, d.test_size, rng)
+    train_idx = stratified_take(data.y_train, d.train_size, rng)
     tensors = {
         "x_train": from_uint8(data.x_train[train_idx]), "y_train": torch.from_numpy(data.y_train[train_idx]).long(),
         "x_test": from_uint8(data.x_test[test_idx]), "y_test": torch.from_numpy(data.y_test[test_idx]).long(),

@@ -1,7 +1,12 @@
 """Lab 24: scaled dot-product attention vs an RNN summary, on a task where the weights mean something.
 
-Task: associative recall (:mod:`labflow.prep.recall`). A memory of 4-12 (key, value) pairs,
-then four keys of it to look up; the answer is the value stored under each. The slot that
+Task: associative recall (:mod:`labflow.prep.recall`), a synthetic task, not the verse pairs of
+labs 16 and 25. A memory of 4-12 (key, value) pairs, then four keys of it to look up; the answer
+is the value stored under each. Read it as the course frames attention in translation: the memory
+is a source sentence of (key, value) "words", each query is a target step that must attend to the
+one source word it needs, and the RNN reader is the vanilla seq2seq encoder that squeezes the
+sentence into its last hidden state (drawn as a heatmap beside the attention maps, as the course
+draws it). The slot that
 holds the answer is known, so an attention heatmap can be checked against it, and a reader
 that must squeeze the whole memory into one vector meets a real capacity problem.
 
@@ -241,6 +246,25 @@ def _heatmap_examples(model, tensors, indices, label: str) -> list[dict]:
              "predicted": predicted[j], "slots": slots[j]} for j, i in enumerate(indices.tolist())]
 
 
+def _hidden_state_heatmap(states: dict[str, torch.Tensor], indices: torch.Tensor, *, title: str):
+    """The course's RNN picture: each example's last hidden state (rows) over the hidden units
+    (columns), untrained beside trained: all the RNN reader keeps of the whole source."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(states), figsize=(5.2 * len(states), 0.35 * len(indices) + 2.0), squeeze=False,
+                             layout="constrained")
+    limit = max(float(h.abs().max()) for h in states.values()) or 1.0
+    image = None
+    for ax, (label, h) in zip(axes[0], states.items()):
+        image = ax.imshow(h.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_yticks(range(len(indices)), [f"example {int(i)}" for i in indices], fontsize=7)
+        ax.set_xlabel("hidden unit")
+        ax.set_title(label, fontsize=8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="activation")
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
 def evaluate(ctx: base.LabContext) -> None:
     from labflow.plots import figures as figs
 
@@ -279,6 +303,16 @@ def evaluate(ctx: base.LabContext) -> None:
                 title=f"{variant}: attention weights of each query over the memory, on held-out examples\n"
                       "rows: 'key? predicted value (not the right one)'; columns: the pairs as key+value; "
                       "red box: the slot that holds the answer")
+        else:  # the RNN reader: its last hidden state is the whole summary, as the course draws it
+            picked = tuple(t[shown] for t in test)
+            untrained = build_reader(ctx.cfg, v, meta, ctx.seed).eval()
+            with torch.no_grad():
+                states = {"untrained (same seed)": untrained.summary(picked[0], picked[1], picked[2]),
+                          "trained": model.summary(picked[0], picked[1], picked[2])}
+            figures[f"hidden_state_{variant}"] = _hidden_state_heatmap(
+                {k: h.cpu() for k, h in states.items()}, shown,
+                title=f"{variant}: the RNN's last hidden state for the same held-out examples as the attention maps\n"
+                      "one vector per source: every answer must be read back out of it")
     table.append({"variant": "chance", "reader": "guess / uniform attention", "test_acc": chance["chance_acc"],
                   "test_seq_acc": chance["chance_seq_acc"], "attn_mass_on_answer": chance["chance_attn_mass"]})
 

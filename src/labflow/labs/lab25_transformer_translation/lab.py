@@ -340,8 +340,11 @@ def decode_results(ctx: base.LabContext) -> tuple[dict, dict]:
                 raise FileNotFoundError(f"{folder / 'metrics.json'} is missing: run "
                                         f"`dvc repro labs/{LAB_ID}/dvc.yaml:decode@{variant}-{seed}` first")
             trained = trainings[seed]["metrics"]
-            metrics = {k: trained[k] for k in ("val_bleu", "test_loss", "parameters", "epochs_run", "train_seconds")
-                       if k in trained}
+            # The training's validation BLEU is greedy decoding's: it is this variant's own only when it decodes greedily.
+            copied = ("test_loss", "parameters", "epochs_run", "train_seconds")
+            if ctx.cfg.variants[variant].beam_width == 1:
+                copied = ("val_bleu", *copied)
+            metrics = {k: trained[k] for k in copied if k in trained}
             metrics |= base.dvc_files.read_metrics_and_timings(folder)
             runs[seed] = {"metrics": metrics, "history": trainings[seed]["history"], "folder": folder,
                           "run_id": base.dvc_files.read_metrics(folder / "run.json").get("run_id")}
@@ -350,14 +353,15 @@ def decode_results(ctx: base.LabContext) -> tuple[dict, dict]:
 
 
 def lab16_best(root: Path | None = None) -> tuple[str, dict]:
-    """Lab 16's variant with the highest test BLEU and its metrics (train_seconds included), from its
+    """Lab 16's variant with the highest *validation* BLEU (as lab 17 picks lab 15's: choosing on the
+    test split would bias the comparison) and its metrics (train_seconds included), from its
     comparison's metrics.json and timings.json."""
     folder = (root or paths.repo_root()) / "results" / SOURCE_LAB / "compare"
     if not (folder / "metrics.json").exists():
         raise FileNotFoundError(f"{folder / 'metrics.json'} is missing: run `dvc repro labs/{SOURCE_LAB}/dvc.yaml:evaluate` first")
     metrics = base.dvc_files.read_metrics_and_timings(folder)
-    variants = {k: m for k, m in metrics.items() if isinstance(m, dict) and "test_bleu" in m}
-    best = max(variants, key=lambda k: variants[k]["test_bleu"])
+    variants = {k: m for k, m in metrics.items() if isinstance(m, dict) and "val_bleu" in m and "test_bleu" in m}
+    best = max(variants, key=lambda k: variants[k]["val_bleu"])
     return best, variants[best]
 
 
