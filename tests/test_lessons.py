@@ -115,3 +115,24 @@ def test_a_metric_the_comparison_computed_for_the_primary_seed_only_gives_a_one_
     claim = Claim("f1", "a beats b on F1", "c", (gt("a.test_f1", "b.test_f1"),))
     result = lessons.score([claim], res, {}, [42, 43, 44])[0]
     assert result.verdict == lessons.HOLDS_ONE_SEED and result.checks[0].seeds == 1
+
+
+def test_labflow_lessons_reads_results_and_names_labs_not_run(tmp_path, monkeypatch, capsys):
+    from labflow.cli import main
+
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    folder = tmp_path / "results" / "lab04" / "compare"
+    folder.mkdir(parents=True)
+    res = _results({"adam": [0.8, 0.81, 0.82], "sgd": [0.6, 0.62, 0.61]})
+    claim = lab_lessons("lab04").CLAIMS[0]
+    scored = lessons.score([Claim(claim.id, claim.says, claim.course, (gt("adam.test_acc", "sgd.test_acc"),))],
+                           res, {}, [42, 43, 44])
+    import json
+
+    (folder / "lessons.json").write_text(json.dumps(lessons.summary_record("lab04", scored, [42, 43, 44])))
+    assert main(["lessons", "4", "5", "--details"]) == 0
+    out = capsys.readouterr().out
+    assert "lab04  Adam, RMSprop and SGD with momentum" in out and "holds" in out and "p 0.00" in out
+    assert "lab05  not run yet: dvc repro labs/lab05/dvc.yaml" in out
+    assert main(["lessons", "99"]) == 1
+    assert "unknown lab lab99" in capsys.readouterr().err

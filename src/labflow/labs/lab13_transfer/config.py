@@ -72,7 +72,7 @@ class Lab13Variant(Strict):
 
 class Lab13Config(Strict):
     data: Lab13Data
-    backbone: Lab13Backbone = Lab13Backbone()
+    backbone: Lab13Backbone
     train: Lab13Train
     variants: dict[str, Lab13Variant] = Field(min_length=1)
 
