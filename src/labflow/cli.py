@@ -111,14 +111,14 @@ def cmd_exp(args) -> int:
     """One lab's experiment history: commits and experiments x variants, headline metrics."""
     from labflow import exp_table
     from labflow.labs import LABS, lab_module
-    from labflow.compare import seed_bands
+    from labflow.compare import NOT_VARIANTS, seed_bands
     lab = args.lab if args.lab in LABS else f"lab{args.lab.removeprefix('lab').zfill(2)}"
     if lab not in LABS:
         from labflow.frame.config import ConfigError
 
         raise ConfigError(f"unknown lab '{args.lab}'; known labs: {', '.join(LABS)}")
     rows = exp_table.rows_for(exp_table.exp_show(args.all_commits), lab)
-    sample = next((m for r in rows for v, m in r.metrics.items() if v not in ("summary", "seed_bands")
+    sample = next((m for r in rows for v, m in r.metrics.items() if v not in NOT_VARIANTS
                    and isinstance(m, dict)), {})
     metrics = args.metric or seed_bands.headline_metrics(lab_module(lab), sample) or ["test_acc"]
     print("\n\n".join(exp_table.render(rows, lab, m, width=args.width) for m in metrics))

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from labflow.compare import NOT_VARIANTS
 from labflow.report.collect import flatten
 
 
@@ -79,7 +80,7 @@ def cell(metrics: Mapping[str, Any], variant: str, metric: str) -> str:
 def render(rows: Sequence[ExpRow], lab: str, metric: str, *, width: int = 80) -> str:
     """Experiments x variants for one metric, split into column blocks that fit ``width``."""
     reported = {v for r in rows for v, m in r.metrics.items()
-                if isinstance(m, Mapping) and v not in ("summary", "seed_bands")}
+                if isinstance(m, Mapping) and v not in NOT_VARIANTS}
     ordered = [v for r in rows for v in r.variants] + sorted(reported)  # params.yaml's order first
     variants = [v for v in dict.fromkeys(ordered) if v in reported]
     if not rows or not variants:

@@ -32,6 +32,7 @@ import shutil
 import torch
 from torch import nn
 
+from labflow.compare import NOT_VARIANTS
 from labflow.frame import paths
 from labflow.frame import base
 from labflow.prep import reviews
@@ -245,7 +246,7 @@ def lab15_results(ctx: base.LabContext) -> dict:
         raise DataError(f"{path} was computed on another split than data/processed/{LAB_ID} "
                         f"({summary.get('split_digest')} vs {ours}); rerun `dvc repro labs/{SOURCE_LAB}/dvc.yaml:evaluate labs/{LAB_ID}/dvc.yaml:evaluate`.")
     best = summary["best_variant_by_val_acc"]
-    baselines = {k: v for k, v in metrics.items() if k not in ("summary", *ctx.params.lab15.variants)}
+    baselines = {k: v for k, v in metrics.items() if k not in (*NOT_VARIANTS, *ctx.params.lab15.variants)}
     return {"best": best, "best_metrics": metrics[best], "baselines": baselines}
 
 
