@@ -106,7 +106,7 @@ def test_optimizer_groups_give_the_backbone_its_own_lr():
     [({"pretrained": True, "warmup_epochs": 2}, "nothing to unfreeze"),
      ({"pretrained": True, "backbone_lr": 0.1}, "no backbone stage trains"),
      ({"pretrained": True, "unfreeze": ["layer9"]}, "lab13.variants.bad.unfreeze"),
-     ({"pretrained": True, "unfreeze": ["layer4"], "warmup_epochs": 10}, "must be below train.epochs")],
+     ({"pretrained": True, "unfreeze": ["layer4"], "warmup_epochs": 30}, "must be below train.epochs")],
 )
 def test_bad_variants_name_the_problem(raw_params, variant, message):
     params = copy.deepcopy(raw_params)
@@ -263,7 +263,7 @@ def test_stages_run_on_a_standin_backbone(lab13_repo):
         update={"variants": {k: params.lab13.variants[k] for k in results}})}), progress=False)
     lab.evaluate(ctx)
     compare = json.loads((root / "results" / "lab13" / "compare" / "metrics.json").read_text())
-    assert set(compare) == {"frozen", "partial", "scratch", "summary"}
+    assert set(compare) == {"frozen", "partial", "scratch", "summary", "lessons"}
     table = (root / "results" / "lab13" / "compare" / "comparison.md").read_text()
     assert "| partial | pretrain | head | 1 |" in table
     assert compare["summary"]["source_classes"] == "T-shirt/top, Trouser, Pullover, Dress, Coat"
