@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -62,7 +63,7 @@ def test_parent_and_child_runs_with_tags(mlflow_store, monkeypatch):
                 run.log_metrics({"loss": 1.0 / epoch}, step=epoch)
             child_ids.append(run.run_id)
     with runs.open_run(prefix="t", lab="lab99", run_name="lab99 comparison", tags=_tags(stage="evaluate")) as parent:
-        runs.nest_under(parent.run_id, child_ids)
+        assert runs.nest_unclaimed(parent.run_id, child_ids) == (child_ids, child_ids)
 
     client = mlflow.MlflowClient()
     for child_id, variant in zip(child_ids, ("a", "b")):
@@ -74,6 +75,11 @@ def test_parent_and_child_runs_with_tags(mlflow_store, monkeypatch):
         assert tags["dvc.exp_name"] == "exp-test"
         assert tags["labflow.params_hash"] == stable_hash({"a": 1}) and tags["labflow.data_hash"] == "d" * 16
         assert "git.commit" in tags and "git.dirty" in tags
+        # MLflow's own context tags: the UI's Source, Version and User columns
+        assert tags["mlflow.source.name"] == "stages/train.py" and tags["mlflow.source.type"] == "LOCAL"
+        assert tags["mlflow.user"]
+        if tags["git.commit"] != "none":
+            assert tags["mlflow.source.git.commit"] == tags["git.commit"]
         assert run.data.params["nested.k"] == "[1, 2]"
         history = client.get_metric_history(child_id, "loss")
         assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5)]
@@ -199,10 +205,54 @@ def test_nesting_skips_a_run_this_store_does_not_have(mlflow_store, capsys):
     with runs.open_run(prefix="t", lab="lab99", run_name="a", tags=_tags("a")) as child:
         pass
     with runs.open_run(prefix="t", lab="lab99", run_name="cmp", tags=_tags(stage="evaluate")) as parent:
-        nested = runs.nest_under(parent.run_id, [child.run_id, "0" * 32])
-    assert nested == [child.run_id]
+        compared, nested = runs.nest_unclaimed(parent.run_id, [child.run_id, "0" * 32])
+    assert compared == nested == [child.run_id]
     assert runs.run_info(child.run_id)["tags"]["mlflow.parentRunId"] == parent.run_id
     assert "not in this tracking store" in capsys.readouterr().out
+
+
+def test_a_second_comparison_links_runs_an_earlier_one_holds_and_nests_only_new_ones(mlflow_store):
+    """One variant retrained: the new comparison nests its new run; the old one keeps both of its own."""
+    runs.connect()
+
+    def train(variant):
+        with runs.open_run(prefix="t", lab="lab99", run_name=variant, tags=_tags(variant)) as run:
+            return run.run_id
+
+    a1, b1 = train("a"), train("b")
+    with runs.open_run(prefix="t", lab="lab99", run_name="cmp1", tags=_tags(stage="evaluate")) as first:
+        assert runs.nest_unclaimed(first.run_id, [a1, b1]) == ([a1, b1], [a1, b1])
+    a2 = train("a")  # only variant a retrained
+    with runs.open_run(prefix="t", lab="lab99", run_name="cmp2", tags=_tags(stage="evaluate")) as second:
+        assert runs.nest_unclaimed(second.run_id, [a2, b1]) == ([a2, b1], [a2])
+        # the same comparison run again (a resumed evaluate) keeps what it holds
+        assert runs.nest_unclaimed(second.run_id, [a2, b1]) == ([a2, b1], [a2])
+    parent = {r: runs.run_info(r)["tags"]["mlflow.parentRunId"] for r in (a1, b1, a2)}
+    assert parent == {a1: first.run_id, b1: first.run_id, a2: second.run_id}
+    # a run whose comparison was deleted is taken by the next one
+    mlflow.MlflowClient().delete_run(first.run_id)
+    with runs.open_run(prefix="t", lab="lab99", run_name="cmp3", tags=_tags(stage="evaluate")) as third:
+        assert runs.nest_unclaimed(third.run_id, [a2, b1]) == ([a2, b1], [b1])
+
+
+def test_system_metrics_are_logged_only_when_asked(mlflow_store, monkeypatch):
+    monkeypatch.setattr(runs, "SYSTEM_METRICS_INTERVAL_S", 0.2)
+    runs.connect()
+    with runs.open_run(prefix="t", lab="lab99", run_name="off", tags=_tags("a")) as off:
+        time.sleep(0.6)
+    with runs.open_run(prefix="t", lab="lab99", run_name="on", tags=_tags("a"), system_metrics=True) as on:
+        time.sleep(0.6)
+    client = mlflow.MlflowClient()
+    assert not [k for k in client.get_run(off.run_id).data.metrics if k.startswith("system/")]
+    logged = client.get_run(on.run_id).data.metrics
+    assert "system/cpu_utilization_percentage" in logged and "system/system_memory_usage_megabytes" in logged
+    # resumed: its samples continue after the first ones
+    first_steps = [m.step for m in client.get_metric_history(on.run_id, "system/cpu_utilization_percentage")]
+    with runs.open_run(prefix="t", lab="lab99", run_name="on", tags=_tags("a"), resume_run_id=on.run_id,
+                       system_metrics=True):
+        time.sleep(0.6)
+    steps = [m.step for m in client.get_metric_history(on.run_id, "system/cpu_utilization_percentage")]
+    assert len(steps) > len(first_steps) and min(set(steps) - set(first_steps)) > max(first_steps)
 
 
 def test_concurrent_first_runs_create_one_sqlite_store(tmp_path):
@@ -266,3 +316,51 @@ def test_the_busy_timeout_on_mlflows_own_sessions_is_what_the_readme_says(mlflow
     assert in_effect_ms == SQLITE_BUSY_TIMEOUT_S * 1000
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"{SQLITE_BUSY_TIMEOUT_S} s busy timeout" in readme
+
+
+def _processed(root, lab="lab99", md5="0123456789abcdef0123456789abcdef.dir"):
+    folder = root / "data" / "processed" / lab
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text('{"sizes": {"train": 90, "val": 10, "test": 20}}')
+    if md5:
+        (root / "labs" / lab).mkdir(parents=True)
+        (root / "labs" / lab / "dvc.lock").write_text(
+            f"schema: '2.0'\nstages:\n  preprocess:\n    cmd: x\n    outs:\n    - path: data/processed/{lab}\n"
+            f"      hash: md5\n      md5: {md5}\n")
+    return folder
+
+
+def test_runs_log_their_splits_as_datasets_whose_digest_is_the_dvc_hash(mlflow_store, tmp_path):
+    from labflow.tracking import lineage
+
+    folder = _processed(tmp_path)
+    runs.connect()
+    train = lineage.split_inputs(folder, contexts=lineage.TRAIN_CONTEXTS, commit="c" * 40, fallback_digest="f" * 64,
+                                 root=tmp_path)
+    test = lineage.split_inputs(folder, contexts=lineage.TEST_CONTEXTS, commit="c" * 40, fallback_digest="f" * 64,
+                                root=tmp_path)
+    assert [(i.dataset.name, i.tags[0].value) for i in train] == [("lab99/train", "training"), ("lab99/val", "validation")]
+    assert [(i.dataset.name, i.tags[0].value) for i in test] == [("lab99/test", "testing")]
+    with runs.open_run(prefix="t", lab="lab99", run_name="a", tags=_tags("a")) as trained:
+        trained.log_inputs(train)
+        trained.log_inputs(train)  # a resumed run logs them again: no duplicates
+    with runs.open_run(prefix="t", lab="lab99", run_name="other", tags=_tags("b")):
+        pass
+    run = mlflow.MlflowClient().get_run(trained.run_id)
+    inputs = run.inputs.dataset_inputs
+    assert sorted(i.dataset.name for i in inputs) == ["lab99/train", "lab99/val"]
+    assert {i.dataset.digest for i in inputs} == {"0123456789abcdef0123456789abcdef.dir"}
+    assert json.loads(inputs[0].dataset.source)["path"] == "data/processed/lab99"
+    # every run that read this version of the data, found by its DVC hash
+    found = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                               filter_string="datasets.digest = '0123456789abcdef0123456789abcdef.dir'")
+    assert [r.info.run_id for r in found] == [trained.run_id]
+
+
+def test_a_folder_no_dvc_lock_lists_falls_back_to_the_manifest_hash_and_says_so(tmp_path):
+    from labflow.tracking import lineage
+
+    folder = _processed(tmp_path, md5=None)
+    assert lineage.dvc_hash(folder, tmp_path) is None
+    [one] = lineage.split_inputs(folder, contexts=("testing",), commit="none", fallback_digest="e" * 64, root=tmp_path)
+    assert one.dataset.digest == "e" * 36 and "manifest" in json.loads(one.dataset.source)["hash"]

@@ -23,6 +23,7 @@ from torch import nn
 from labflow.frame import paths, timing
 from labflow.frame.config import Params, section_dict
 from labflow.tracking import dvc_files
+from labflow.tracking.lineage import TEST_CONTEXTS, TRAIN_CONTEXTS
 from labflow.tracking.tags import run_tags, stable_hash
 from labflow.train import Checkpoint, FitResult, TensorBatches, distributed, fit, setup_torch
 
@@ -200,8 +201,19 @@ def _run(ctx: LabContext, *, run_name: str, tags: dict, resume_run_id=None, stal
         tags=tags,
         resume_run_id=resume_run_id,
         stale_run_id=stale_run_id,
+        system_metrics=tracking.system_metrics,
     ) as run:
         yield run
+
+
+def _log_data_inputs(ctx: LabContext, run, tags: Mapping[str, str], contexts: tuple[str, ...]) -> None:
+    """The processed data's splits as MLflow datasets of the run, digest = their DVC hash."""
+    if not run.run_id or not (ctx.processed_dir / "meta.json").is_file():
+        return
+    from labflow.tracking import lineage
+
+    run.log_inputs(lineage.split_inputs(ctx.processed_dir, contexts=contexts, commit=tags.get("git.commit", "none"),
+                                        fallback_digest=ctx.data_hash))
 
 
 def tracked_run(ctx: LabContext, *, run_name: str, tags: dict, stale_run_id: str | None = None):
@@ -261,10 +273,11 @@ def train_variant(
     resumable = checkpoint.resumable(model, optimizer)  # its decision is reused by fit
     # The primary seed's run keeps the variant's name; the others say their seed.
     run_name = variant if ctx.seed == ctx.params.seed else f"{variant} seed {ctx.seed}"
+    tags = ctx.tags("train", variant)
     with _run(
         ctx,
         run_name=run_name,
-        tags=ctx.tags("train", variant),
+        tags=tags,
         resume_run_id=prior.get("run_id") if resumable and prior.get("fingerprint") == fingerprint else None,
         stale_run_id=prior.get("run_id"),
     ) as run:
@@ -273,6 +286,7 @@ def train_variant(
         run.log_params(
             {"profile": ctx.params.profile, "seed": ctx.seed, "variant": variant, **(run_params or {})}
         )
+        _log_data_inputs(ctx, run, tags, TRAIN_CONTEXTS)
         from labflow.tracking.callbacks import MlflowEpochLogger
 
         loggers = (MlflowEpochLogger(run),) if run.run_id else ()
@@ -442,9 +456,11 @@ def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> Non
     (out / "seeds.md").write_text(seeds_md)
     markdown = _markdown_table(table)
     (out / "comparison.md").write_text(markdown)
-    with _run(ctx, run_name=f"{ctx.lab_id} comparison", tags=ctx.tags("evaluate") | {"labflow.role": "comparison"}) as run:
+    tags = ctx.tags("evaluate") | {"labflow.role": "comparison"}
+    with _run(ctx, run_name=f"{ctx.lab_id} comparison", tags=tags) as run:
         run.log_params({"profile": ctx.params.profile, "seed": ctx.seed, "seeds": ",".join(map(str, ctx.seeds)),
                         "variants": ",".join(results)})
+        _log_data_inputs(ctx, run, tags, TEST_CONTEXTS)
         for variant, r in results.items():
             run.log_metrics({f"{variant}.{k}": v for k, v in r["metrics"].items()})
         for variant, values in metrics.get("seed_bands", {}).items():
@@ -454,25 +470,42 @@ def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> Non
             run.log_artifact(figs.save(fig, out / "figures" / f"{name}.png"), "figures")
             figs.close(fig)
         run.log_metrics({"work_seconds": timing.work_seconds()})
-        # The verdicts are the run's description: the first thing its page shows.
-        run.set_tags({"mlflow.note.content": lessons.note(ctx.lab_id, scored, ctx.seeds, no_claim) + "\n" + markdown})
+        children = [(variant, seed, seed_run["run_id"]) for variant, r in results.items()
+                    for seed, seed_run in (r.get("seeds") or {ctx.seed: r}).items() if seed_run.get("run_id")]
+        children += [("(shared model)", "", c) for c in extra_children if c]
+        compared, nested = [], []
+        if run.run_id and children:
+            from labflow.tracking.runs import nest_unclaimed
+
+            compared, nested = nest_unclaimed(run.run_id, [c for _, _, c in children])
+            run.set_tags({"labflow.child_run_ids": ",".join(compared), "labflow.nested_run_ids": ",".join(nested)})
+        # The verdicts are the run's description: the first thing its page shows; then the table
+        # and a link to every run compared (those an earlier comparison nests included).
+        run.set_tags({"mlflow.note.content": lessons.note(ctx.lab_id, scored, ctx.seeds, no_claim) + "\n" + markdown
+                      + _compared_runs_md(run, children, compared, nested)})
         run.log_metrics({f"lesson.{k}": v for k, v in lessons.metrics(scored).items()})
         run.log_text(lessons_md, "lessons.md")
         run.log_text(markdown, "comparison.md")
         run.log_text(seeds_md, "seeds.md")
         run.log_artifact(out / "comparison.csv")
-        children = [seed_run["run_id"] for r in results.values()
-                    for seed_run in (r.get("seeds") or {0: r}).values() if seed_run.get("run_id")]
-        children += [c for c in extra_children if c]
-        if run.run_id and children:
-            from labflow.tracking.runs import nest_under
-
-            nested = nest_under(run.run_id, children)
-            run.set_tags({"labflow.child_run_ids": ",".join(nested)})
     print(markdown)
     if len(ctx.seeds) > 1:
         print(seeds_md)
     print(lessons_md)
+
+
+def _compared_runs_md(run, children: list[tuple], compared: list[str], nested: list[str]) -> str:
+    """The runs this comparison read, each a link to its page; those nested under an earlier
+    comparison (not retrained since) say so."""
+    if not compared:
+        return ""
+    experiment = run.experiment_id
+    lines = ["", "**Runs compared**", "", "| variant | seed | run | nested here |", "|---|---|---|---|"]
+    for variant, seed, run_id in children:
+        if run_id in compared:
+            here = "yes" if run_id in nested else "no: under an earlier comparison"
+            lines.append(f"| {variant} | {seed} | [{run_id[:8]}](#/experiments/{experiment}/runs/{run_id}) | {here} |")
+    return "\n".join(lines) + "\n"
 
 
 def _lessons(ctx: LabContext, results, summary):

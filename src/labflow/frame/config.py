@@ -40,6 +40,8 @@ class TrackingConfig(Strict):
     enabled: bool = True
     experiment_prefix: str = Field("labflow", min_length=1)
     log_models: bool = True
+    # Opt in: MLflow's system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py) per run.
+    system_metrics: bool = False
     # Seconds to wait for a remote tracking server before failing.
     server_timeout_s: float = Field(5.0, gt=0)
 

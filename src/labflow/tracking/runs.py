@@ -2,9 +2,10 @@
 
 Train stages are separate processes and run before the comparison exists, so each
 variant logs its own run live (params, per-epoch metrics, model, figures). The
-evaluate stage then opens the comparison's parent run and nests the current
-variant runs under it (``mlflow.parentRunId``), so the newest comparison always
-shows every variant it compares, even those not retrained in this ``dvc repro``.
+evaluate stage then opens the comparison's parent run, nests under it
+(``mlflow.parentRunId``) the variant runs that no earlier comparison holds, and links
+every run it compared in its note (see :func:`nest_unclaimed`): retraining one variant never
+takes the other variants' runs away from the comparisons that already show them.
 A stage that raises ends its run FAILED; one stopped by SIGTERM, SIGINT or SIGHUP ends it
 KILLED. Every run is tagged with the host and process that opened it, so a run whose process
 died outright (SIGKILL, power loss) is marked KILLED by the next ``preflight`` on that host (or
@@ -123,8 +124,9 @@ def use_wal(db: Path) -> None:
 class Run:
     """A thin handle on one MLflow run, so labs never import mlflow themselves."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, experiment_id: str | None = None) -> None:
         self.run_id = run_id
+        self.experiment_id = experiment_id
         self._client = _mlflow().MlflowClient()
 
     def log_params(self, params: Mapping) -> None:
@@ -182,6 +184,11 @@ class Run:
     def log_text(self, text: str, name: str) -> None:
         self._client.log_text(self.run_id, text, name)
 
+    def log_inputs(self, datasets: list) -> None:
+        """MLflow datasets the run read (:mod:`labflow.tracking.lineage`); a resumed run's repeats are no-ops."""
+        if datasets:
+            self._client.log_inputs(self.run_id, datasets=datasets)
+
     def log_model(self, model, *, registered_model_name: str | None = None) -> None:
         """Log with mlflow.pytorch (pickle format; explicit requirements skip a slow inference)."""
         mlflow = _mlflow()
@@ -231,11 +238,14 @@ def open_run(
     tags: Mapping[str, str],
     resume_run_id: str | None = None,
     stale_run_id: str | None = None,
+    system_metrics: bool = False,
 ) -> Iterator[Run]:
     """Start (or resume) a run; end it FINISHED, FAILED if the body raises, KILLED on a signal.
 
     While the run is open, SIGTERM/SIGINT/SIGHUP raise :class:`RunInterrupted` (see
     :func:`_interrupt_on_signals`), so the run is ended KILLED instead of left RUNNING.
+    ``system_metrics``: MLflow's monitor samples CPU, memory, disk, network (and GPU, with
+    ``nvidia-ml-py`` installed) while the run is open; a resumed run continues its steps.
     """
     mlflow = _mlflow()
     client = mlflow.MlflowClient()
@@ -259,16 +269,34 @@ def open_run(
     else:
         for k, v in tags.items():
             client.set_tag(run_id, k, v)
+    monitor = _start_system_metrics(run_id, resumed=run_id == resume_run_id) if system_metrics else None
     status = "FAILED"
     try:
         with _interrupt_on_signals():
-            yield Run(run_id)
+            yield Run(run_id, exp_id)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
+        if monitor is not None:
+            monitor.finish()
         client.set_terminated(run_id, status=status)
+
+
+SYSTEM_METRICS_INTERVAL_S = 2.0  # quick-profile stages last seconds to minutes
+
+
+def _start_system_metrics(run_id: str, *, resumed: bool):
+    import logging
+
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no "started/stopped" lines per run
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, samples_before_logging=1,
+                                   resume_logging=resumed)
+    monitor.start()
+    return monitor
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -415,26 +443,42 @@ def _sqlite_has_running_runs(db: Path) -> bool:
         return True
 
 
-def nest_under(parent_id: str, child_ids: list[str]) -> list[str]:
-    """Nest the variant runs under the comparison; returns the ids nested.
+def nest_unclaimed(parent_id: str, child_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Nest under the comparison the variant runs no comparison holds yet; returns (compared, nested).
 
-    A variant's ``run.json`` comes with its DVC outputs, so it may name a run of another
-    tracking store (outputs pulled from a DVC remote, a fresh MLflow store): such a run is
-    skipped with a note instead of failing the comparison.
+    A run is nested once, under the first comparison that compares it: a later comparison that
+    reuses it (only another variant was retrained) links it in its note instead of taking it, so
+    every comparison run keeps showing exactly the runs it compared. A run whose parent was
+    deleted is taken. ``compared``: the ids found in this store. A variant's ``run.json`` comes
+    with its DVC outputs, so it may name a run of another tracking store (outputs pulled from a
+    DVC remote, a fresh MLflow store): such a run is skipped with a note instead of failing.
     """
     from mlflow.exceptions import MlflowException
 
     client = _mlflow().MlflowClient()
-    nested = []
+    compared, nested = [], []
     for child in child_ids:
         try:
-            client.get_run(child)
+            run = client.get_run(child)
         except MlflowException:
             print(f"[labflow] run {child} is not in this tracking store (trained with another store?): not nested")
             continue
+        compared.append(child)
+        parent = run.data.tags.get("mlflow.parentRunId")
+        if parent and parent != parent_id and _exists(client, parent):
+            continue
         client.set_tag(child, "mlflow.parentRunId", parent_id)
         nested.append(child)
-    return nested
+    return compared, nested
+
+
+def _exists(client, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
 
 
 def run_info(run_id: str) -> dict[str, Any]:

@@ -34,10 +34,45 @@ def git_state(root: Path | None = None) -> dict[str, str]:
     return {"git.commit": commit, "git.dirty": str(bool(status)).lower()}
 
 
+def mlflow_context_tags(*, stage: str, commit: str, root: Path | None = None) -> dict[str, str]:
+    """MLflow's own context tags, which ``MlflowClient.create_run`` leaves out: the runs table's
+    *Source*, *Version* and *User* columns and their filters read these.
+
+    Source is the stage script DVC ran (``stages/train.py``); Version is the Git commit.
+    """
+    root = root or repo_root()
+    tags = {
+        "mlflow.source.name": f"stages/{stage}.py",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": _user(),
+    }
+    if commit and commit != "none":
+        tags["mlflow.source.git.commit"] = commit
+        branch = _git("rev-parse", "--abbrev-ref", "HEAD", cwd=root)
+        if branch and branch != "HEAD":  # not a detached HEAD (dvc exp run's temporary checkouts)
+            tags["mlflow.source.git.branch"] = branch
+        url = _git("remote", "get-url", "origin", cwd=root)
+        if url:
+            tags["mlflow.source.git.repoURL"] = url
+    return tags
+
+
+def _user() -> str:
+    """The login name; containers without a passwd entry for their uid fall back to $USER or the uid."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER") or f"uid{os.getuid()}"
+
+
 def run_tags(*, lab: str, stage: str, params_hash: str, data_hash: str, profile: str, variant: str | None = None,
              seed: int | None = None) -> dict[str, str]:
+    git = git_state()
     tags = {
-        **git_state(),
+        **git,
+        **mlflow_context_tags(stage=stage, commit=git["git.commit"]),
         "labflow.lab": lab,
         "labflow.stage": stage,
         "labflow.profile": profile,
