@@ -151,6 +151,17 @@ def test_mlflow_has_a_parent_run_per_lab_with_every_variant_as_child(repo):
             assert run.info.status == "FINISHED"
             assert run.data.tags["labflow.profile"] == "smoke"
             assert len(run.data.tags["git.commit"]) == 40
+            # MLflow's own context tags: the runs table's Source, Version and User columns
+            assert run.data.tags["mlflow.source.git.commit"] == run.data.tags["git.commit"]
+            assert run.data.tags["mlflow.source.name"].startswith("stages/") and run.data.tags["mlflow.user"]
+        # Dataset lineage: a train run read its training split, the comparison the test split,
+        # each with the DVC hash of the processed folder as its digest.
+        lineage = {(r.data.tags["labflow.stage"], i.tags[0].value): i.dataset.digest
+                   for r in [parent, *children] for i in client.get_run(r.info.run_id).inputs.dataset_inputs}
+        if lab not in READS_FROM:
+            digests = set(lineage.values())
+            assert {("train", "training"), ("evaluate", "testing")} <= set(lineage), (lab, lineage)
+            assert len(digests) == 1 and next(iter(digests)).endswith(".dir"), (lab, lineage)
         for child in children:
             decoded = lab in SHARED_MODEL and child.data.tags["labflow.variant"] != SHARED_MODEL[lab]
             assert client.get_metric_history(child.info.run_id, "test_bleu" if decoded else "train_loss")
@@ -351,6 +362,16 @@ def test_a_queued_experiment_runs_only_the_stages_its_change_touches(repo):
     child, parent = by_stage[("lab05", "train", "l2")], by_stage[("lab05", "evaluate", None)]
     assert child.data.params["weight_decay"] == "0.05"
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    # Both comparisons keep their runs: the new one nests only the run it retrained and links the
+    # three it reused, which stay nested under the comparison that compared them first.
+    assert parent.data.tags["labflow.nested_run_ids"] == child.info.run_id
+    reused = [c for c in parent.data.tags["labflow.child_run_ids"].split(",") if c != child.info.run_id]
+    assert len(reused) == 3
+    [earlier] = {client.get_run(c).data.tags["mlflow.parentRunId"] for c in reused}
+    assert earlier != parent.info.run_id
+    kept = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{earlier}'")
+    assert sorted(r.data.tags["labflow.variant"] for r in kept) == ["dropout", "l1", "l2", "none"]
+    assert all(r in parent.data.tags["mlflow.note.content"] for r in reused)  # linked on its page
 
 
 def _stale_stages(repo: Path) -> set[str]:
