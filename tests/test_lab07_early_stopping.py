@@ -157,28 +157,56 @@ def _tiny_lab(tmp_path, monkeypatch, raw_params):
     g = torch.Generator().manual_seed(0)
     tensors = {f"{x}_{s}": torch.randn(n, 1, 28, 28, generator=g) if x == "x" else torch.randint(0, 3, (n,), generator=g)
                for s, n in (("train", 48), ("val", 24), ("test", 24)) for x in ("x", "y")}
-    save_processed(root / "data" / "processed" / "lab07", tensors, {"classes": ["a", "b", "c"]})
+    save_processed(root / "data" / "processed" / "lab07", tensors,
+                   {"classes": ["a", "b", "c"], "sizes": {"train": 48, "val": 24, "test": 24}})
     return root, LabContext("lab07", parse_params(params), progress=False)
 
 
-def test_best_checkpoint_is_logged_and_the_model_registered(tmp_path, monkeypatch, raw_params, mlflow_store):
+def test_each_variant_is_a_version_of_one_registered_model_and_the_champion_is_chosen_on_validation(
+        tmp_path, monkeypatch, raw_params, mlflow_store):
     import mlflow
+    import mlflow.pytorch
+
+    from labflow.prep.tensors import load_processed
 
     root, ctx = _tiny_lab(tmp_path, monkeypatch, raw_params)
-    result = lab07.train(ctx, "early_stopping")
+    trained = {variant: lab07.train(ctx, variant) for variant in ctx.cfg.variants}
+    result = trained["early_stopping"]
     client = mlflow.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "checkpoints")}
     assert artifacts == {"checkpoints/best.pt"}
-    name = lab07.registered_model_name(ctx, "early_stopping")
-    assert name == "labflow-lab07-early_stopping"
-    versions = client.search_model_versions(f"name='{name}'")
-    assert [v.run_id for v in versions] == [result.run_id]
     assert client.get_run(result.run_id).info.status == "FINISHED"
     best = torch.load(root / "checkpoints" / "lab07" / "early_stopping" / "seed42" / "best.pt", weights_only=False)
     assert best["epoch"] == result.metrics["best_epoch"] == result.metrics["model_epoch"]
-    # Registering again (a rerun) adds a version to the same registered model.
-    lab07.train(ctx, "early_stopping")
-    assert len(client.search_model_versions(f"name='{name}'")) == 2
+    # One registered model, a version per variant, each variant's name an alias of its version.
+    name = lab07.registered_model_name(ctx)
+    assert name == "labflow-lab07"
+    versions = client.search_model_versions(f"name='{name}'")
+    assert sorted(v.run_id for v in versions) == sorted(r.run_id for r in trained.values())
+    for variant, r in trained.items():
+        assert client.get_model_version_by_alias(name, variant).run_id == r.run_id
+    # An MLflow 3 model: pt2 (no pickle), a signature, its final metrics linked with the test split.
+    assert (result.model.format, result.model.reason) == ("pt2", "")
+    logged = client.get_logged_model(result.model.model_id)
+    assert logged.source_run_id == result.run_id
+    assert mlflow.models.get_model_info(result.model.uri).signature is not None
+    linked = {m.key: m for m in logged.metrics}
+    assert linked["final_test_acc"].value == pytest.approx(result.metrics["test_acc"])
+    assert linked["final_test_acc"].dataset_name == "lab07/test"
+    # It loads back from the store and scores the test accuracy it was logged with.
+    data, _ = load_processed(root / "data" / "processed" / "lab07")
+    model = mlflow.pytorch.load_model(result.model.uri)
+    with torch.no_grad():
+        accuracy = (model(data["x_test"]).argmax(1) == data["y_test"]).float().mean().item()
+    assert accuracy == pytest.approx(result.metrics["test_acc"], abs=1e-6)
+    # The champion: the lowest validation loss, never the test split's numbers.
+    lab07.evaluate(ctx)
+    expected = min(trained, key=lambda v: trained[v].metrics["val_loss"])
+    assert client.get_model_version_by_alias(name, "champion").run_id == trained[expected].run_id
+    # Registering again (a rerun) adds a version and moves the variant's alias to it.
+    again = lab07.train(ctx, "early_stopping")
+    assert len(client.search_model_versions(f"name='{name}'")) == 4
+    assert client.get_model_version_by_alias(name, "early_stopping").run_id == again.run_id
 
 
 # --------------------------------------------------------------------------- a real crash
@@ -280,5 +308,4 @@ def test_a_killed_train_stage_resumes_from_its_checkpoint(tmp_path):
     steps = {m.step for m in client.get_metric_history(run_id, "val_loss")}
     assert steps == set(range(1, 7))
     assert torch.load(ckpt, map_location="cpu", weights_only=False)["complete"]
-    name = f"labflow-lab07-{KILLED}"
-    assert run_id in {v.run_id for v in client.search_model_versions(f"name='{name}'")}
+    assert client.get_model_version_by_alias("labflow-lab07", KILLED).run_id == run_id

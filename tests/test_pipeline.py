@@ -170,6 +170,115 @@ def test_mlflow_has_a_parent_run_per_lab_with_every_variant_as_child(repo):
         assert "figures" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
+def _logged_models(repo: Path) -> dict[tuple[str, str], dict]:
+    """(lab, variant) -> run.json of every primary-seed train run that logged a model."""
+    found = {}
+    for run_file in sorted((repo / "results").glob("lab*/variants/*/seed42/run.json")):
+        info = json.loads(run_file.read_text())
+        if info.get("model_uri"):
+            found[(run_file.parts[-5], run_file.parts[-3])] = info
+    return found
+
+
+def _test_split(repo: Path, lab: str) -> dict | None:
+    """The processed test tensors of a lab whose classifier scores ``argmax(model(x_test)) == y_test``."""
+    import torch
+
+    from labflow.labs import data_from
+
+    folder = repo / "data" / "processed" / (data_from(lab) or lab)
+    if not (folder / "tensors.pt").is_file():
+        return None
+    tensors = torch.load(folder / "tensors.pt", map_location="cpu", weights_only=True)
+    return tensors if {"x_test", "y_test"} <= set(tensors) else None
+
+
+def test_every_logged_model_loads_back_from_mlflow_and_classifiers_score_their_logged_accuracy(repo):
+    """MLflow 3 models: each variant's model is a LoggedModel with its final metrics; it loads
+    back from its models:/ URI, gives the outputs of the state dict DVC tracks, and a classifier
+    scored on the test split gets the accuracy its run logged."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    models = _logged_models(repo)
+    trained = {lab for lab in LABS if lab not in READS_FROM}
+    assert {lab for lab, _ in models} == trained
+    formats, scored = {}, []
+    for (lab, variant), info in models.items():
+        run = client.get_run(info["run_id"])
+        logged = client.get_logged_model(run.data.tags["labflow.model_id"])
+        assert logged.source_run_id == info["run_id"] and f"models:/{logged.model_id}" == info["model_uri"]
+        assert {m.key for m in logged.metrics} >= {k for k in run.data.metrics if k.startswith("final_")}, (lab, variant)
+        formats[f"{lab}/{variant}"] = info["model_format"]
+        assert info["model_format"] == run.data.tags["labflow.model_format"]
+        if info["model_format"] == "pickle":
+            assert run.data.tags["labflow.model_format_reason"], (lab, variant)
+        model = mlflow.pytorch.load_model(info["model_uri"])
+        tensors = _test_split(repo, lab)
+        accuracy = run.data.metrics.get("final_test_acc")
+        if tensors is None or accuracy is None or info["model_format"] != "pt2":
+            continue
+        with torch.no_grad():
+            outputs = model(tensors["x_test"].float() if tensors["x_test"].is_floating_point() else tensors["x_test"])
+        if outputs.ndim == 2 and outputs.shape[1] > 1:
+            got = (outputs.argmax(1) == tensors["y_test"]).float().mean().item()
+            assert got == pytest.approx(accuracy, abs=1e-4), (lab, variant, got, accuracy)
+            scored.append(f"{lab}/{variant}")
+    print(f"model formats: {json.dumps(formats, indent=1)}\nscored on the test split: {scored}")
+    assert "lab09/cnn" in scored and "lab07/early_stopping" in scored
+    # lab 07's registry: one model, a version per variant, the champion chosen on validation loss
+    champion = json.loads((repo / "results" / "lab07" / "compare" / "metrics.json").read_text())["summary"]["champion"]
+    assert client.get_model_version_by_alias("labflow-lab07", "champion").run_id == models[("lab07", champion)]["run_id"]
+
+
+def test_lab09s_model_is_served_by_mlflow_and_answers_a_rest_prediction(repo):
+    """`mlflow models serve` (local environment, loopback) for lab 09's digit CNN: a REST call
+    gives the predictions the model gives in process."""
+    import urllib.request
+
+    import mlflow.pytorch
+    import torch
+
+    info = _logged_models(repo)[("lab09", "cnn")]
+    assert info["model_format"] == "pt2"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+    proc = subprocess.Popen(["mlflow", "models", "serve", "-m", info["model_uri"], "--env-manager", "local",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping in 120 s"
+            time.sleep(1)
+        x = _test_split(repo, "lab09")["x_test"][:4]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", method="POST",
+                                         data=json.dumps({"inputs": x.numpy().tolist()}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            served = torch.tensor(json.loads(answer.read())["predictions"])
+        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+        with torch.no_grad():
+            local = mlflow.pytorch.load_model(info["model_uri"])(x)
+        assert served.shape == (4, 10) and torch.allclose(served, local, atol=1e-5)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
 def test_lab11_looks_at_lab10s_trained_net_and_its_exact_init(repo):
     """Lab 11 recomputes lab 10's test metrics from the saved model, and its untrained twin scores
     exactly what lab 10's network scored before its first update: the same seeded init."""
@@ -206,6 +315,12 @@ def test_report_shows_every_labs_table_and_figures_in_a_real_browser(repo):
         assert re.search(r"Git commit <code>[0-9a-f]{40}</code>", dom)
 
 
+def _visible_text(dom: str) -> str:
+    """The words a user sees: tags, styles and runs of spaces removed."""
+    dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
 @needs_chromium
 def test_ui_addresses_open_each_labs_runs_in_a_fresh_browser(repo):
     """`labflow ui` prints per-lab addresses; in a browser with a fresh profile they land on the
@@ -238,6 +353,20 @@ def test_ui_addresses_open_each_labs_runs_in_a_fresh_browser(repo):
             assert addresses[lab].endswith("?workflowType=machine_learning")
             dom = dump_dom(addresses[lab], wait_ms=20000)
             assert f"{lab} comparison" in dom, f"{lab}: the runs table did not open at {addresses[lab]}"
+        # A train run's page: MLflow's Source, Version (commit), User and Datasets are filled, and
+        # its model is listed with the metrics linked to it; the lab's Models tab lists the model.
+        info = _logged_models(repo)[("lab09", "cnn")]
+        import mlflow
+
+        run = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}").get_run(info["run_id"])
+        page = addresses["lab09"].replace("?", f"/runs/{info['run_id']}?")
+        text = _visible_text(dump_dom(page, wait_ms=20000))
+        assert f"Created by {run.data.tags['mlflow.user']}" in text, text[:3000]
+        assert re.search(rf"Source train\.py( \S+)? {run.data.tags['git.commit'][:7]}", text), text[:3000]
+        assert re.search(r"Datasets lab09/train \([0-9a-f]{32}\.dir\) training", text), text[:3000]
+        assert "Logged models (1)" in text and re.search(r"final_test_acc [0-9.]+ model", text), text[:3000]
+        models = _visible_text(dump_dom(addresses["lab09"].replace("?", "/models?"), wait_ms=20000))
+        assert re.search(r"model Ready .* train\.py cnn ", models), models[:3000]
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)

@@ -230,6 +230,7 @@ class VariantResult:
     fit: FitResult
     metrics: dict[str, float]
     run_id: str | None
+    model: Any = None  # labflow.tracking.runs.LoggedModel, when the model was logged
 
 
 def train_variant(
@@ -321,8 +322,6 @@ def train_variant(
         for name, rows in (history_extra or {}).items():
             dvc_files.write_rows(out / f"{name}.csv", rows)
         dvc_files.write_metrics_and_timings(out, metrics)
-        run.log_metrics({f"final_{k}": v for k, v in metrics.items()} | {"work_seconds": timing.work_seconds()},
-                        step=result.epochs_run)
         variant_figures = {"learning_curves": _learning_curves(result.history, variant)}
         variant_figures.update(figures(model, result) if figures else {})
         for name, fig in variant_figures.items():
@@ -332,10 +331,49 @@ def train_variant(
         for artifact_path, file in (artifacts or {}).items():
             if Path(file).exists():
                 run.log_artifact(Path(file), artifact_path)
-        if ctx.params.tracking.log_models:
-            run.log_model(model.cpu(), registered_model_name=registered_model_name)
-        dvc_files.write_metrics(out / "run.json", {"run_id": run.run_id, "variant": variant, "seed": ctx.seed})
-    return VariantResult(result, metrics, run.run_id)
+        logged = None
+        if ctx.params.tracking.log_models and run.run_id:
+            model = model.cpu().eval()
+            logged = run.log_model(model, input_example=_input_example(model, batches), step=result.epochs_run,
+                                   registered_model_name=registered_model_name)
+        # Final metrics at the last epoch's step, linked to the logged model (the Models tab ranks
+        # by them); those measured on the test split name it as their dataset.
+        model_id = logged.model_id if logged else None
+        run.log_metrics({f"final_{k}": v for k, v in metrics.items() if not k.startswith("test")}
+                        | {"work_seconds": timing.work_seconds()}, step=result.epochs_run, model_id=model_id)
+        run.log_metrics({f"final_{k}": v for k, v in metrics.items() if k.startswith("test")},
+                        step=result.epochs_run, dataset=_test_dataset(ctx), model_id=model_id)
+        dvc_files.write_metrics(out / "run.json", {"run_id": run.run_id, "variant": variant, "seed": ctx.seed,
+                                                   **({"model_uri": logged.uri, "model_format": logged.format}
+                                                      if logged else {})})
+    return VariantResult(result, metrics, run.run_id, logged)
+
+
+def _input_example(model: nn.Module, batches) -> torch.Tensor | None:
+    """Two rows of the first training tensor, when the model's forward takes them and returns a
+    tensor (a classifier, a regressor, an autoencoder); None for models called otherwise
+    (seq2seq with a target, detectors with targets, a GAN's pair of networks)."""
+    tensors = getattr(batches, "tensors", None)
+    if not tensors or not isinstance(tensors[0], torch.Tensor) or len(tensors[0]) < 2:
+        return None
+    example = tensors[0][:2].detach().cpu()
+    try:
+        with torch.no_grad():
+            out = model(example)
+    except Exception:  # noqa: BLE001 - any failure means "not called this way"
+        return None
+    return example if isinstance(out, torch.Tensor) else None
+
+
+def _test_dataset(ctx: LabContext) -> tuple[str, str] | None:
+    """(name, digest) of the lab's test split as logged by :mod:`labflow.tracking.lineage`."""
+    if not (ctx.processed_dir / "meta.json").is_file():
+        return None
+    from labflow.tracking import lineage
+
+    [found] = lineage.split_inputs(ctx.processed_dir, contexts=TEST_CONTEXTS, commit="",
+                                   fallback_digest=ctx.data_hash)[:1] or [None]
+    return (found.dataset.name, found.dataset.digest) if found else None
 
 
 def _learning_curves(history: list[dict], variant: str):

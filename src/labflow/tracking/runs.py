@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -140,14 +141,18 @@ class Run:
             for i in range(0, len(items), 100):
                 self._client.log_batch(self.run_id, params=items[i : i + 100])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None,
+                    dataset: tuple[str, str] | None = None, model_id: str | None = None) -> None:
+        """``dataset``: (name, digest) of the MLflow dataset the metrics were measured on;
+        ``model_id``: the LoggedModel they describe."""
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+        name, digest = dataset or (None, None)
         items = [
-            Metric(k, float(v), now, step or 0)
+            Metric(k, float(v), now, step or 0, model_id=model_id, dataset_name=name, dataset_digest=digest)
             for k, v in metrics.items()
             if isinstance(v, (int, float)) and v == v  # skip NaN
         ]
@@ -189,26 +194,74 @@ class Run:
         if datasets:
             self._client.log_inputs(self.run_id, datasets=datasets)
 
-    def log_model(self, model, *, registered_model_name: str | None = None) -> None:
-        """Log with mlflow.pytorch (pickle format; explicit requirements skip a slow inference)."""
+    def log_model(self, model, *, input_example=None, step: int = 0,
+                  registered_model_name: str | None = None) -> LoggedModel:
+        """Log an MLflow 3 model (a LoggedModel on the *Models* tab) and link it the run's metrics
+        at ``step``.
+
+        With an input example (a batch of 2 for a dynamic batch size) that ``torch.export`` can
+        trace: the ``pt2`` format (a graph, loaded without unpickling code), with a signature.
+        Else pickle, with the signature and example when there is one, and the reason in the
+        run's tag ``labflow.model_format_reason``. Requirements are given, not inferred (slow).
+        """
         mlflow = _mlflow()
+        import logging
+
         import mlflow.pytorch
         import torch
 
-        import logging
-
-        # Pickle is what lets any nn.Module be logged without an input example; the
-        # warning about it would repeat on every run.
+        fmt, reason = "pickle", "no input example: the model's forward does not take one batch tensor"
+        example = None
+        if input_example is not None:
+            example = input_example.detach().cpu()
+            reason = export_problem(model, example)
+            fmt = "pickle" if reason else "pt2"
+        # Pickle is chosen only where pt2 cannot be: its warning would only repeat that.
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
         torch_req = f"torch=={torch.__version__.split('+')[0]}"
         with _active(self.run_id):
-            mlflow.pytorch.log_model(
+            info = mlflow.pytorch.log_model(
                 model,
                 name="model",
-                serialization_format="pickle",
+                serialization_format=fmt,
+                input_example=example.numpy() if example is not None else None,
                 pip_requirements=[torch_req],
                 registered_model_name=registered_model_name,
+                step=step,
             )
+        self.set_tags({"labflow.model_format": fmt, "labflow.model_id": info.model_id,
+                       **({"labflow.model_format_reason": reason} if reason else {})})
+        return LoggedModel(info.model_id, info.model_uri, fmt, reason,
+                           str(info.registered_model_version) if info.registered_model_version else None)
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    model_id: str
+    uri: str  # models:/<model_id>
+    format: str  # "pt2" or "pickle"
+    reason: str  # why not pt2 ("" when pt2)
+    version: str | None  # its version in the registry, when registered
+
+
+def export_problem(model, example) -> str:
+    """Why ``torch.export`` cannot trace ``model`` on ``example`` with a dynamic batch size ("" if it can).
+
+    The same call MLflow makes for ``pt2``, run first so a model that cannot be exported is logged
+    as pickle at once, not left as a FAILED LoggedModel beside it."""
+    import torch
+
+    try:
+        torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    except Exception as error:  # noqa: BLE001 - any tracing failure means "not exportable"
+        first = (str(error).strip().splitlines() or [""])[0]
+        return f"torch.export: {type(error).__name__}: {first[:160]}"
+    return ""
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point a registered model's alias (``champion``) at a version; MLflow 3 has aliases, not stages."""
+    _mlflow().MlflowClient().set_registered_model_alias(name, alias, version)
 
 
 @contextlib.contextmanager

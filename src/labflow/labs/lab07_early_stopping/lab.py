@@ -20,7 +20,9 @@ Every run saves a resumable checkpoint after each epoch (``checkpoints/lab07/<va
 last.pt``, model + optimizer + batch order + RNGs + early-stopping state; DVC keeps it
 with ``persist: true``) so a killed ``dvc repro`` continues from the last finished epoch
 and ends with the same numbers; ``best.pt`` holds the best epoch's weights and is logged
-to the MLflow run, whose model is registered as ``<prefix>-lab07-<variant>``.
+to the MLflow run. Every variant's model is a version of the registered model ``<prefix>-lab07``
+with the variant's name as its alias; the evaluate stage points the alias ``champion`` at the
+variant with the lowest validation loss (``models:/labflow-lab07@champion``).
 
 Quick profile: Fashion-MNIST (offline). Full: Cats vs Dogs from a user folder
 (``data.cats_vs_dogs.folder``).
@@ -84,8 +86,8 @@ def _settings(ctx: base.LabContext, variant: str) -> dict:
     }
 
 
-def registered_model_name(ctx: base.LabContext, variant: str) -> str:
-    return f"{ctx.params.tracking.experiment_prefix}-{LAB_ID}-{variant}"
+def registered_model_name(ctx: base.LabContext) -> str:
+    return f"{ctx.params.tracking.experiment_prefix}-{LAB_ID}"
 
 
 def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
@@ -128,15 +130,20 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     def figures(_m, result):
         return {"val_loss_curve": _val_loss_figure({variant: result.history}, {variant: _marks(result, s["restore_best"])})}
 
-    return base.train_variant(
+    result = base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn,
         epochs=s["epochs"], evaluate=evaluate, final_metrics=final_metrics, figures=figures,
         callbacks=tuple(callbacks),
         run_params=s | {"parameters": count_parameters(model)},
         model_info={"kind": "small_cnn", "in_shape": list(in_shape), "classes": n_classes, **s},
         artifacts={"checkpoints": best_file},
-        registered_model_name=registered_model_name(ctx, variant),
+        registered_model_name=registered_model_name(ctx),
     )
+    if result.model and result.model.version and ctx.seed == ctx.params.seed:
+        from labflow.tracking.runs import set_alias
+
+        set_alias(registered_model_name(ctx), variant, result.model.version)
+    return result
 
 
 def _marks(result, restore_best: bool) -> dict:
@@ -235,4 +242,29 @@ def evaluate(ctx: base.LabContext) -> None:
         "same_trajectory": int(all(_same_prefix(histories[v], histories[longest]) for v in results)),
         **{f"patience_{r['patience']}_{k}": r[k] for r in sweep for k in ("stop_epoch", "best_epoch")},
     }
+    # The registry's champion: the variant whose kept weights have the lowest validation loss
+    # (chosen on validation data, never on the test split).
+    champion = min(results, key=lambda v: results[v]["metrics"]["val_loss"])
+    summary["champion"] = champion
     base.publish_comparison(ctx, results, table=table, figures=figures, summary=summary)
+    if ctx.params.tracking.enabled and ctx.params.tracking.log_models:
+        _crown(ctx, champion)
+
+
+def _crown(ctx: base.LabContext, champion: str) -> None:
+    """Point ``champion`` at the version the champion variant's alias names (its primary seed's model)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from labflow.tracking import runs
+
+    runs.connect(ctx.params.tracking.server_timeout_s)
+    name = registered_model_name(ctx)
+    try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(name, champion).version
+    except MlflowException:
+        print(f"[labflow] {name} has no version aliased {champion!r} in this store (trained with another store?): "
+              "no champion set")
+        return
+    runs.set_alias(name, "champion", str(version))
+    print(f"[labflow] models:/{name}@champion -> version {version} ({champion}, lowest validation loss)")
