@@ -252,6 +252,7 @@ def train_variant(
     artifacts: Mapping[str, Path] | None = None,
     registered_model_name: str | None = None,
     step_fn=None,
+    input_example: torch.Tensor | None = None,
 ) -> VariantResult:
     """Train one variant with checkpoints and tracking; write its model, metrics and plots files.
 
@@ -262,6 +263,8 @@ def train_variant(
     ``artifacts`` maps an artifact folder to a file written during training (e.g. the best
     checkpoint), logged to the run once training is done; ``registered_model_name``
     registers the logged model in the MLflow model registry (a new version per run).
+    ``input_example``: a batch of 2 the model's forward takes, for labs whose training batches
+    are not the model's input (indices, pre-computed features); else the batches' first tensor.
     """
     from labflow.plots import figures as figs
 
@@ -334,7 +337,8 @@ def train_variant(
         logged = None
         if ctx.params.tracking.log_models and run.run_id:
             model = model.cpu().eval()
-            logged = run.log_model(model, input_example=_input_example(model, batches), step=result.epochs_run,
+            example, why_not = _input_example(model, batches, input_example)
+            logged = run.log_model(model, input_example=example, no_example_reason=why_not, step=result.epochs_run,
                                    registered_model_name=registered_model_name)
         # Final metrics at the last epoch's step, linked to the logged model (the Models tab ranks
         # by them); those measured on the test split name it as their dataset.
@@ -349,20 +353,29 @@ def train_variant(
     return VariantResult(result, metrics, run.run_id, logged)
 
 
-def _input_example(model: nn.Module, batches) -> torch.Tensor | None:
-    """Two rows of the first training tensor, when the model's forward takes them and returns a
-    tensor (a classifier, a regressor, an autoencoder); None for models called otherwise
-    (seq2seq with a target, detectors with targets, a GAN's pair of networks)."""
-    tensors = getattr(batches, "tensors", None)
-    if not tensors or not isinstance(tensors[0], torch.Tensor) or len(tensors[0]) < 2:
-        return None
-    example = tensors[0][:2].detach().cpu()
+def _input_example(model: nn.Module, batches, given: torch.Tensor | None) -> tuple[torch.Tensor | None, str]:
+    """(two rows the model's forward takes and answers with one tensor, "") or (None, why not).
+
+    Given by the lab, or the first tensor of its training batches: a classifier, a regressor, a
+    UNet take one; seq2seq models (source and target), detectors (images and boxes), a GAN's pair
+    of networks and a VAE (three outputs) do not."""
+    if given is not None:
+        example = given[:2].detach().cpu()
+    else:
+        tensors = getattr(batches, "tensors", None)
+        if not tensors or not isinstance(tensors[0], torch.Tensor):
+            return None, f"the training batches ({type(batches).__name__}) are not one input tensor"
+        example = tensors[0][:2].detach().cpu()
+    if len(example) < 2:
+        return None, "fewer than 2 training rows (a dynamic batch size needs 2)"
     try:
         with torch.no_grad():
             out = model(example)
-    except Exception:  # noqa: BLE001 - any failure means "not called this way"
-        return None
-    return example if isinstance(out, torch.Tensor) else None
+    except Exception as error:  # noqa: BLE001 - any failure means "not called this way"
+        return None, f"forward(one batch tensor) fails: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    if not isinstance(out, torch.Tensor):
+        return None, f"forward returns {type(out).__name__}, not one tensor"
+    return example, ""
 
 
 def _test_dataset(ctx: LabContext) -> tuple[str, str] | None:

@@ -194,7 +194,7 @@ class Run:
         if datasets:
             self._client.log_inputs(self.run_id, datasets=datasets)
 
-    def log_model(self, model, *, input_example=None, step: int = 0,
+    def log_model(self, model, *, input_example=None, no_example_reason: str = "", step: int = 0,
                   registered_model_name: str | None = None) -> LoggedModel:
         """Log an MLflow 3 model (a LoggedModel on the *Models* tab) and link it the run's metrics
         at ``step``.
@@ -210,7 +210,7 @@ class Run:
         import mlflow.pytorch
         import torch
 
-        fmt, reason = "pickle", "no input example: the model's forward does not take one batch tensor"
+        fmt, reason = "pickle", f"no input example: {no_example_reason or 'none given'}"
         example = None
         if input_example is not None:
             example = input_example.detach().cpu()

@@ -23,5 +23,10 @@ CLAIMS = (
         'Each regulariser (L1, L2, dropout) reaches a higher test accuracy than none',
         'lab 5: regularisation is "employed ... to prevent overfitting, ensuring models generalize well to unseen data"',
         (gt("l1.test_acc", "none.test_acc"), gt("l2.test_acc", "none.test_acc"), gt("dropout.test_acc", "none.test_acc"),),
+        turns=("not for dropout 0.3 at the budgets measured (outside the pipeline; two 256-unit layers, mean test "
+               "accuracy of seeds 42-44, dropout vs none): 60 epochs 0.819 vs 0.814, 100 epochs 0.813 vs 0.814, "
+               "200 epochs 0.808 vs 0.810, while L1 and L2 win at each (0.831 / 0.830, 0.831 / 0.824, "
+               "0.833 / 0.828). At the course's 64-unit layer x 30 epochs the MLP does not overfit Titanic and "
+               "no regulariser wins: L1 0.821, L2 0.818, dropout 0.819 vs none 0.826"),
     ),
 )

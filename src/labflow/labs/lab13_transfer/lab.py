@@ -355,6 +355,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn,
         epochs=t.epochs, evaluate=evaluate, final_metrics=final_metrics, callbacks=(phases,),
+        input_example=data["x_train"][:2],  # the batches hold the frozen prefix's features; the model takes images
         run_params=s | {"source_model": info["path"], "parameters": count_parameters(model)},
         # architectures.build's arguments, as lab 10 saves them (build_net rebuilds either source's net).
         model_info={**info["build"], "n_classes": n_classes},

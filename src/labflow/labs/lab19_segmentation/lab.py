@@ -322,6 +322,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=t.epochs,
         evaluate=evaluate, final_metrics=final_metrics,
+        input_example=normalise(images[:2]).cpu(),  # the batches are indices; the model takes normalised images
         run_params={"loss": v.loss, "bce_weight": v.bce_weight if v.loss == "dice_bce" else 0.0,
                     "encoder": mc.encoder, "encoder_depth": mc.encoder_depth,
                     "decoder_channels": list(mc.decoder_channels), "encoder_weights": str(mc.encoder_weights),
