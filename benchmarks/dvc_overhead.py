@@ -168,7 +168,7 @@ def pipeline_stage_count(clone: Path, env: dict) -> int:
 
 def stop_stage_runner(clone: Path, env: dict) -> None:
     """The clone's warm stage runner would idle on; stop it (the measurement is over)."""
-    code = "from labflow import stage_runner; stage_runner.stop()"
+    code = "from labflow.frame import runner; runner.stop()"
     subprocess.run([PYTHON, "-c", code], cwd=clone, env=env, capture_output=True)
 
 

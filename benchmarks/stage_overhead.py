@@ -76,7 +76,7 @@ def _last_work(timings: Path) -> float:
 
 
 def _wait_for_runner(env: dict, timeout: float = 120) -> None:
-    code = "from labflow import stage_runner as r; r.start_runner(); print(r.socket_path())"
+    code = "from labflow.frame import runner as r; r.start_runner(); print(r.socket_path())"
     sock = Path(subprocess.run([PYTHON, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip())
     deadline = time.monotonic() + timeout
     while not sock.exists():
