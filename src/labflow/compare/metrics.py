@@ -10,11 +10,11 @@ from torch.nn import functional as F
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
     """Model outputs for ``x`` (eval mode, on the model's device), returned on the CPU."""
-    was_training = model.training
-    model.eval()
+    from labflow.nets.common import evaluating
+
     device = next(model.parameters()).device
-    outs = [model(x[i : i + chunk].to(device)).cpu() for i in range(0, len(x), chunk)]
-    model.train(was_training)
+    with evaluating(model):
+        outs = [model(x[i : i + chunk].to(device)).cpu() for i in range(0, len(x), chunk)]
     return torch.cat(outs)
 
 

@@ -9,6 +9,13 @@ A lab's ``__init__.py`` may say:
 - ``SHARED_MODEL = "transformer"``: its variants are ways of *using* one trained model: ``train``
   trains that model once per seed, ``decode`` runs each variant on it, ``evaluate`` compares;
 - ``DATA_FROM = "lab16"``: it uses that lab's processed data instead of preprocessing its own.
+
+A lab that trains models has ``test_scores(ctx, variant, model) -> {"test_<metric>": value}`` in
+``lab.py``: the test metrics its stages record for that variant, computed for *any* model of it,
+by the same code the stages use. The model may be the one just trained or the one MLflow loads
+back (``pt2``: an exported graph in eval mode, forward only; ``pickle``: the module), so a test
+can check that every logged model reproduces its logged numbers.
+
 Stages read these for their own lab only (``reads_from``, ``shared_model``, ``data_from``), so a
 stage imports no other lab's folder; ``READS_FROM``, ``SHARED_MODEL`` and ``DATA_FROM`` are the
 whole-registry views for the CLI, the report and the tests.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -33,3 +34,23 @@ def seeded(build, seed: int) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def is_exported(model: nn.Module) -> bool:
+    """A graph from ``torch.export`` (how MLflow's ``pt2`` format loads back): frozen in the mode
+    it was exported in (eval), forward only, and ``.eval()``/``.train()`` raise."""
+    return isinstance(model, torch.fx.GraphModule)
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for a block, the previous mode restored after; an exported graph as it is."""
+    if is_exported(model):
+        yield model
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

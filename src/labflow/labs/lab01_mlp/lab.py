@@ -56,7 +56,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return classification_metrics(predict(m, data["x_val"]), data["y_val"], "val")
 
     def final_metrics(m, _result):
-        return classification_metrics(predict(m, data["x_test"]), data["y_test"], "test") | evaluate(m)
+        return _test_scores(m, data) | evaluate(m)
 
     def figures(m, _result):
         return _variant_figures(m, data, meta)
@@ -66,6 +66,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         epochs=s["epochs"], evaluate=evaluate, final_metrics=final_metrics, figures=figures,
         run_params=s, model_info={"kind": "mlp", "in": 784, "out": n_classes, **s},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data)
+
+
+def _test_scores(model, data) -> dict[str, float]:
+    return classification_metrics(predict(model, data["x_test"]), data["y_test"], "test")
 
 
 def _variant_figures(model, data, meta) -> dict:
