@@ -41,6 +41,7 @@ class LabContext:
     # ``seed`` is the data seed and a variant's results are those of that seed's run.
     train_seed: int | None = None
     _device: torch.device | None = field(default=None, repr=False)
+    _data_splits: list | None = field(default=None, repr=False)
 
     @property
     def cfg(self):
@@ -110,6 +111,16 @@ class LabContext:
             variant=variant,
             seed=self.seed if variant is not None else None,
         )
+
+    def data_splits(self, commit: str) -> list:
+        """The processed data's splits as MLflow dataset inputs (all contexts), built once per stage:
+        building them reads the lab's dvc.lock."""
+        if self._data_splits is None:
+            from labflow.tracking import lineage
+
+            self._data_splits = lineage.split_inputs(self.processed_dir, contexts=lineage.ALL_CONTEXTS, commit=commit,
+                                                     fallback_digest=self.data_hash)
+        return self._data_splits
 
     def variant_cfg(self, variant: str):
         variants = self.cfg.variants
@@ -208,12 +219,14 @@ def _run(ctx: LabContext, *, run_name: str, tags: dict, resume_run_id=None, stal
 
 def _log_data_inputs(ctx: LabContext, run, tags: Mapping[str, str], contexts: tuple[str, ...]) -> None:
     """The processed data's splits as MLflow datasets of the run, digest = their DVC hash."""
-    if not run.run_id or not (ctx.processed_dir / "meta.json").is_file():
-        return
+    if run.run_id:
+        run.log_inputs(_splits_in(ctx, tags, contexts))
+
+
+def _splits_in(ctx: LabContext, tags: Mapping[str, str], contexts: tuple[str, ...]) -> list:
     from labflow.tracking import lineage
 
-    run.log_inputs(lineage.split_inputs(ctx.processed_dir, contexts=contexts, commit=tags.get("git.commit", "none"),
-                                        fallback_digest=ctx.data_hash))
+    return [i for i in ctx.data_splits(tags.get("git.commit", "none")) if lineage.context_of(i) in contexts]
 
 
 def tracked_run(ctx: LabContext, *, run_name: str, tags: dict, stale_run_id: str | None = None):
@@ -346,7 +359,7 @@ def train_variant(
         run.log_metrics({f"final_{k}": v for k, v in metrics.items() if not k.startswith("test")}
                         | {"work_seconds": timing.work_seconds()}, step=result.epochs_run, model_id=model_id)
         run.log_metrics({f"final_{k}": v for k, v in metrics.items() if k.startswith("test")},
-                        step=result.epochs_run, dataset=_test_dataset(ctx), model_id=model_id)
+                        step=result.epochs_run, dataset=_test_dataset(ctx, tags), model_id=model_id)
         dvc_files.write_metrics(out / "run.json", {"run_id": run.run_id, "variant": variant, "seed": ctx.seed,
                                                    **({"model_uri": logged.uri, "model_format": logged.format}
                                                       if logged else {})})
@@ -378,15 +391,10 @@ def _input_example(model: nn.Module, batches, given: torch.Tensor | None) -> tup
     return example, ""
 
 
-def _test_dataset(ctx: LabContext) -> tuple[str, str] | None:
+def _test_dataset(ctx: LabContext, tags: Mapping[str, str]) -> tuple[str, str] | None:
     """(name, digest) of the lab's test split as logged by :mod:`labflow.tracking.lineage`."""
-    if not (ctx.processed_dir / "meta.json").is_file():
-        return None
-    from labflow.tracking import lineage
-
-    [found] = lineage.split_inputs(ctx.processed_dir, contexts=TEST_CONTEXTS, commit="",
-                                   fallback_digest=ctx.data_hash)[:1] or [None]
-    return (found.dataset.name, found.dataset.digest) if found else None
+    found = _splits_in(ctx, tags, TEST_CONTEXTS)
+    return (found[0].dataset.name, found[0].dataset.digest) if found else None
 
 
 def _learning_curves(history: list[dict], variant: str):
@@ -494,7 +502,7 @@ def _publish(ctx, results, *, table, figures, summary, extra_children=()) -> Non
             figures = {**figures, "seed_bands": seed_bands.band_figure(
                 results, column, f"{ctx.lab_id}: {column}, mean and min-max over seeds {', '.join(map(str, ctx.seeds))}")}
     # The course's lessons: each claim scored on these results.
-    claims, no_claim, scored = _lessons(ctx, results, summary)
+    no_claim, scored = _lessons(ctx, results, summary)
     lessons_md = lessons.markdown(ctx.lab_id, scored, ctx.seeds, no_claim)
     if scored:
         metrics["lessons"] = lessons.metrics(scored)
@@ -560,14 +568,14 @@ def _compared_runs_md(run, children: list[tuple], compared: list[str], nested: l
 
 
 def _lessons(ctx: LabContext, results, summary):
-    """(claims, no-claim reason, scored claims) from the lab's ``lessons.py``."""
+    """(no-claim reason, scored claims) from the lab's ``lessons.py``."""
     from labflow.compare import lessons
     from labflow.labs import lab_lessons
 
     module = lab_lessons(ctx.lab_id)
     claims = tuple(getattr(module, "CLAIMS", ()) or ())
     no_claim = getattr(module, "NO_CLAIM", "") if module else "the lab has no lessons.py"
-    return claims, no_claim, lessons.score(claims, results, summary or {}, ctx.seeds)
+    return no_claim, lessons.score(claims, results, summary or {}, ctx.seeds)
 
 
 def _markdown_table(rows: list[dict[str, Any]]) -> str:

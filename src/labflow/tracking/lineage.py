@@ -21,6 +21,7 @@ from labflow.frame.paths import repo_root
 CONTEXTS = (("train", "training"), ("val", "validation"), ("test", "testing"))
 TRAIN_CONTEXTS = ("training", "validation")
 TEST_CONTEXTS = ("testing",)
+ALL_CONTEXTS = TRAIN_CONTEXTS + TEST_CONTEXTS
 SOURCE_TYPE = "dvc"
 _DIGEST_LEN = 36  # MLflow's column width; a DVC directory hash ("<md5>.dir") is exactly that
 
@@ -79,3 +80,8 @@ def split_inputs(processed: Path, *, contexts: tuple[str, ...], commit: str, fal
         )
         inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)]))
     return inputs
+
+
+def context_of(dataset_input) -> str | None:
+    """The MLflow context (training, validation, testing) a ``DatasetInput`` was tagged with."""
+    return next((t.value for t in dataset_input.tags if t.key == "mlflow.data.context"), None)
