@@ -21,6 +21,7 @@ from labflow.data import DataError, load_images, verify_manifest
 from labflow.data.folder import fetch_folder
 from labflow.labs.lab07_early_stopping import lab as lab07
 from labflow.train import BestCheckpoint, Callback, EarlyStopping, TensorBatches, fit
+from labflow.train.callbacks import load_weights
 
 from conftest import REPO, copy_repo
 
@@ -199,6 +200,17 @@ def test_each_variant_is_a_version_of_one_registered_model_and_the_champion_is_c
     with torch.no_grad():
         accuracy = (model(data["x_test"]).argmax(1) == data["y_test"]).float().mean().item()
     assert accuracy == pytest.approx(result.metrics["test_acc"], abs=1e-6)
+    # test_scores reproduces the test metrics the train stage wrote, for the exported graph MLflow
+    # loads back and for the module rebuilt from the DVC-tracked state dict (left in train mode).
+    written = json.loads((ctx.results_dir("early_stopping") / "metrics.json").read_text())
+    scores = lab07.test_scores(ctx, "early_stopping", model)
+    assert set(scores) == {"test_loss", "test_acc"}
+    assert scores == pytest.approx({k: written[k] for k in scores}, rel=1e-6)
+    s = lab07._settings(ctx, "early_stopping")
+    module = lab07.small_cnn((1, 28, 28), s["channels"], s["hidden"], 3)
+    module.load_state_dict(load_weights(ctx.model_dir("early_stopping") / "model.pt")["state_dict"])
+    assert lab07.test_scores(ctx, "early_stopping", module.train()) == {k: written[k] for k in scores}
+    assert module.training
     # The champion: the lowest validation loss, never the test split's numbers.
     lab07.evaluate(ctx)
     expected = min(trained, key=lambda v: trained[v].metrics["val_loss"])

@@ -174,3 +174,42 @@ def test_threshold_is_chosen_on_validation_data_not_test_data():
     assert lab.tune_threshold(y_test, p_test) == pytest.approx(0.7)
     # test F1 at the validation threshold is what gets reported, not test's own optimum
     assert lab.threshold_metrics(y_test, p_test, t, "t")["t_f1"] == pytest.approx(0.8)
+
+
+# --------------------------------------------------------------------------- test_scores
+
+
+def test_test_scores_are_what_the_train_stage_wrote_with_the_threshold_tuned_on_validation(
+        tmp_path, monkeypatch, raw_params, one_thread):
+    import json
+
+    import yaml
+
+    from labflow.frame.base import LabContext
+    from labflow.frame.config import parse_params
+    from labflow.nets.common import mlp
+    from labflow.prep.tensors import save_processed
+    from labflow.train.callbacks import load_weights
+
+    params = {**raw_params, "profile": "smoke", "tracking": {**raw_params["tracking"], "enabled": False}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    tensors = {}
+    for i, (split, n) in enumerate((("train", 240), ("val", 120), ("test", 120))):
+        x, y = imbalanced(n, n // 5, seed=i)
+        tensors |= {f"x_{split}": x, f"y_{split}": y}
+    save_processed(tmp_path / "data" / "processed" / "lab08", tensors, {"classes": ["no", "yes"]})
+    ctx = LabContext("lab08", parse_params(params), progress=False)
+    for variant in ("none", "class_weights"):
+        lab.train(ctx, variant)
+        written = json.loads((ctx.results_dir(variant) / "metrics.json").read_text())
+        model = mlp(3, ctx.cfg.train.hidden, 1)
+        model.load_state_dict(load_weights(ctx.model_dir(variant) / "model.pt")["state_dict"])
+        scores = lab.test_scores(ctx, variant, model.train())
+        assert set(scores) == {k for k in written if k.startswith("test_")} and "test_tuned_f1" in scores
+        assert scores == {k: written[k] for k in scores}
+        assert model.training
+        # The tuned threshold is the model's validation-F1 one, never read off the test split.
+        p_val = lab.probabilities(model, tensors["x_val"])
+        assert lab.tune_threshold(tensors["y_val"].numpy(), p_val) == written["threshold"]

@@ -184,3 +184,23 @@ def test_dvc_yaml_declares_lab01s_data_and_results_as_dependencies():
     # Lab 01 is read, never retrained by lab 09's stages.
     outs = [s.get("outs") or s.get("do", {}).get("outs", []) for name, s in stages.items() if name.startswith("labs/lab09/")]
     assert all(outs) and not any("lab01" in str(o) for o in outs)
+
+
+def test_test_scores_are_what_the_train_stage_wrote(tmp_path, monkeypatch, raw_params, one_thread):
+    params = {**raw_params, "profile": "smoke", "tracking": {**raw_params["tracking"], "enabled": False}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    g = torch.Generator().manual_seed(0)
+    tensors = {f"{x}_{s}": torch.randn(n, 1, 28, 28, generator=g) if x == "x" else torch.randint(0, 3, (n,), generator=g)
+               for s, n in (("train", 48), ("val", 24), ("test", 24)) for x in ("x", "y")}
+    save_processed(tmp_path / "data" / "processed" / "lab09", tensors,
+                   {"classes": ["a", "b", "c"], "mean": [0.0], "std": [1.0], "dataset": "toy"})
+    ctx = base.LabContext("lab09", parse_params(params), progress=False)
+    lab.train(ctx, "cnn")
+    written = json.loads((ctx.results_dir("cnn") / "metrics.json").read_text())
+    model, _ = lab.load_model(ctx.model_dir("cnn") / "model.pt", lab.cnn_from_info)
+    scores = lab.test_scores(ctx, "cnn", model.train())
+    assert set(scores) == {k for k in written if k.startswith("test_")} == {"test_loss", "test_acc"}
+    assert scores == {k: written[k] for k in scores}
+    assert model.training

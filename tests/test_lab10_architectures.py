@@ -67,3 +67,35 @@ def test_params_refuse_a_width_for_the_simple_cnn_and_an_unknown_lab11_network(r
     bad["lab11"]["variants"]["densenet"] = {"layers": ["conv1"]}
     with pytest.raises(ConfigError, match="lab11.variants.densenet"):
         parse_params(bad)
+
+
+@pytest.mark.parametrize("variant", ["simple_cnn", "resnet18"])
+def test_test_scores_are_what_the_train_stage_wrote(tmp_path, monkeypatch, raw_params, one_thread, variant):
+    import json
+
+    import yaml
+
+    from labflow.frame.base import LabContext
+    from labflow.prep.tensors import save_processed
+    from labflow.train.callbacks import load_weights
+
+    params = {**raw_params, "profile": "smoke", "tracking": {**raw_params["tracking"], "enabled": False}}
+    params["lab10"]["profiles"]["smoke"]["train"]["epochs"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    g = torch.Generator().manual_seed(0)
+    tensors = {f"{x}_{s}": torch.randn(n, 1, 28, 28, generator=g) if x == "x" else torch.randint(0, 3, (n,), generator=g)
+               for s, n in (("train", 32), ("val", 16), ("test", 16)) for x in ("x", "y")}
+    save_processed(tmp_path / "data" / "processed" / "lab10", tensors,
+                   {"classes": ["a", "b", "c"], "mean": [0.0], "std": [1.0], "dataset": "toy"})
+    ctx = LabContext("lab10", parse_params(params), progress=False)
+    lab.train(ctx, variant)
+    written = json.loads((ctx.results_dir(variant) / "metrics.json").read_text())
+    saved = load_weights(ctx.model_dir(variant) / "model.pt")
+    model = build(**saved["info"])  # as lab 11 rebuilds it
+    model.load_state_dict(saved["state_dict"])
+    scores = lab.test_scores(ctx, variant, model.train())
+    assert set(scores) == {k for k in written if k.startswith("test_")} == {"test_loss", "test_acc"}
+    assert scores == {k: written[k] for k in scores}
+    assert model.training

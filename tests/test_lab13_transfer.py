@@ -246,6 +246,15 @@ def test_stages_run_on_a_standin_backbone(lab13_repo):
     # Every variant starts from the same new head; scratch's backbone is not the source's.
     assert not torch.equal(saved["scratch"]["state_dict"]["conv1.weight"], source["conv1.weight"])
     m = {v: r.metrics for v, r in results.items()}
+    # test_scores: the whole net on the test images gives what the stage scored on the frozen
+    # prefix's features (the net rebuilt from its saved info, left in train mode).
+    for v, r in results.items():
+        net = build(**saved[v]["info"])
+        net.load_state_dict(saved[v]["state_dict"])
+        written = json.loads((root / "results" / "lab13" / "variants" / v / "seed42" / "metrics.json").read_text())
+        scores = lab.test_scores(ctx, v, net.train())
+        assert set(scores) == {k for k in written if k.startswith("test_")} == {"test_loss", "test_acc"}
+        assert scores == pytest.approx({k: written[k] for k in scores}, rel=1e-6) and net.training
     assert m["partial"]["phases"] == 2 and (m["partial"]["phase1_epochs"], m["partial"]["phase2_epochs"]) == (1, 2)
     assert m["partial"]["phase2_test_acc"] == m["partial"]["test_acc"]
     assert m["partial"]["phase1_trainable_parameters"] == m["frozen"]["phase1_trainable_parameters"]

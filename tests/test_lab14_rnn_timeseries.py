@@ -211,3 +211,36 @@ def test_profiles(raw_params):
     assert {v.model for v in quick.variants.values()} == {"rnn", "lstm"}
     assert smoke.train.epochs < quick.train.epochs < full.train.epochs == 100
     assert lab14.DATASETS == ("melbourne_temp",)
+
+
+# --------------------------------------------------------------------------- test_scores
+
+
+@pytest.mark.parametrize("variant", ["rnn", "lstm"])
+def test_test_scores_are_what_the_train_stage_wrote(tmp_path, monkeypatch, one_thread, variant):
+    import json
+
+    from labflow.train.callbacks import load_weights
+
+    raw = read_params()
+    raw["profile"] = "smoke"
+    raw["tracking"]["enabled"] = False
+    raw["lab14"]["data"].update(window=5, seasonal_period=7)
+    raw["lab14"]["profiles"]["smoke"]["train"]["epochs"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    ctx = LabContext("lab14", parse_params(raw), progress=False)
+    temp = 10 + 5 * np.sin(np.arange(200) / 9.0)
+    df = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=200), "temp": temp})
+    series.prepare(ctx, df, {"units": {"temp": "°C"}, "description": "toy"}, inputs=["temp"], target="temp")
+    lab14.train(ctx, variant)
+    written = json.loads((ctx.results_dir(variant) / "metrics.json").read_text())
+    saved = load_weights(ctx.model_dir(variant) / "model.pt")
+    info = dict(saved["info"])
+    model = series.build_model(info.pop("kind"), **info)
+    model.load_state_dict(saved["state_dict"])
+    scores = lab14.test_scores(ctx, variant, model.train())
+    assert set(scores) == {k for k in written if k.startswith("test_")} == {"test_loss", "test_mse", "test_rmse", "test_mae"}
+    assert scores == {k: written[k] for k in scores}
+    assert model.training

@@ -275,11 +275,9 @@ def test_quick_profile_reads_rotten_tomatoes_and_full_reads_imdb(raw_params):
     assert full.train.embedding_dim == 100 and full.train.hidden == 128
 
 
-def test_prepare_reviews_puts_no_text_in_two_splits(tmp_path, monkeypatch, params):
-    """The processed split, end to end: repeated texts and movies stay on one side; the
-    tokeniser's vocabulary comes from training texts only."""
-    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
-    raw = tmp_path / "data" / "raw" / "rotten_tomatoes"
+def write_toy_reviews(root) -> None:
+    """400 toy snippets of 40 'movies' as the raw rotten-tomatoes data under ``root`` (three repeat a text)."""
+    raw = root / "data" / "raw" / "rotten_tomatoes"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     words = ["good", "bad", "fine", "dull", "moving", "flat", "warm", "cold"]
@@ -290,6 +288,13 @@ def test_prepare_reviews_puts_no_text_in_two_splits(tmp_path, monkeypatch, param
     frame = pd.DataFrame({"text": texts, "label": labels, "group": [f"movie{i % 40}" for i in range(400)]})
     data_reviews._save_texts(raw, frame, ["rotten", "fresh"])
     data_reviews.write_manifest(raw, {"kind": "text", "classes": ["rotten", "fresh"]})
+
+
+def test_prepare_reviews_puts_no_text_in_two_splits(tmp_path, monkeypatch, params):
+    """The processed split, end to end: repeated texts and movies stay on one side; the
+    tokeniser's vocabulary comes from training texts only."""
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    write_toy_reviews(tmp_path)
     meta = reviews.prepare_reviews("lab15", "rotten_tomatoes", params.lab15.data.model_copy(update={"vocab_size": 500}), 42)
     folder = tmp_path / "data" / "processed" / "lab15"
     done = reviews.load_texts_split(folder)
@@ -301,6 +306,29 @@ def test_prepare_reviews_puts_no_text_in_two_splits(tmp_path, monkeypatch, param
     assert vocab <= train_words
     tensors = torch.load(folder / "tensors.pt")
     assert tensors["ids_test"].shape[0] == meta["sizes"]["test"] and (tensors["lengths_test"] >= 1).all()
+
+
+def test_test_scores_reproduce_what_the_train_stage_wrote(tmp_path, monkeypatch, raw_params):
+    """Both cells trained one epoch on the toy snippets: for the saved model (left in train mode),
+    ``test_scores`` returns the test metrics the train stage wrote, exactly."""
+    import json
+
+    from labflow.frame import base
+
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    write_toy_reviews(tmp_path)
+    raw_params["profile"] = "smoke"
+    raw_params["tracking"]["enabled"] = False
+    raw_params["lab15"]["profiles"]["smoke"]["train"]["epochs"] = 1
+    ctx = base.LabContext("lab15", parse_params(raw_params), progress=False)
+    lab.preprocess(ctx)
+    for variant in ctx.cfg.variants:
+        lab.train(ctx, variant)
+        written = json.loads((ctx.results_dir(variant) / "metrics.json").read_text())
+        model = lab.load_model(ctx.model_dir(variant) / "model.pt").train()
+        scores = lab.test_scores(ctx, variant, model)
+        assert set(scores) == {"test_loss", "test_acc"} and scores == {k: written[k] for k in scores}
+        assert model.training
 
 
 # --------------------------------------------------------------------------- IMDB (full profile), on a fixture

@@ -431,6 +431,11 @@ def test_stages_split_train_and_compare_on_a_fixture(lab16_repo):
         assert {"test_bleu", "test_chrf", "val_bleu", "test_loss"} <= set(result.metrics)
         rows = base.dvc_files.read_rows(ctx.results_dir(variant) / "translations.csv")
         assert [r["reference"] for r in rows] == [p.tgt for p in split_pairs["test"]]
+        # test_scores reproduces the test metrics the stage wrote, for the saved model (left in train mode).
+        written = json.loads((ctx.results_dir(variant) / "metrics.json").read_text())
+        model = lab.load_model(ctx, variant).train()
+        assert lab.test_scores(ctx, variant, model) == {k: written[k] for k in ("test_bleu", "test_chrf", "test_loss")}
+        assert model.training
     lab.evaluate(ctx)
     out = json.loads((ctx.results_dir() / "metrics.json").read_text())
     assert out["summary"]["test_pairs"] == len(split_pairs["test"])

@@ -144,3 +144,32 @@ def test_the_split_digest_names_which_text_went_where():
     a = pd.DataFrame({"split": ["train", "test"], "label": [1, 0], "text": ["x", "y"]})
     b = a.assign(split=["test", "train"])
     assert reviews.split_digest(a) == reviews.split_digest(a.copy()) != reviews.split_digest(b)
+
+
+@pytest.mark.parametrize("variant", ["scratch", "finetune"])
+def test_test_scores_reproduce_what_the_train_stage_wrote(tmp_path, monkeypatch, raw_params, variant):
+    """One epoch on lab 15's toy snippets (the fine-tune on 64 of them): for the saved model (left in
+    train mode), ``test_scores`` returns the test metrics the train stage wrote, exactly."""
+    from labflow.labs.lab15_rnn_sentiment import lab as lab15
+    from labflow.train.callbacks import load_weights
+
+    from test_lab15_rnn_sentiment import write_toy_reviews
+
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    write_toy_reviews(tmp_path)
+    raw_params["profile"] = "smoke"
+    raw_params["tracking"]["enabled"] = False
+    raw_params["lab17"]["profiles"]["smoke"]["train"]["epochs"] = 1
+    params = parse_params(raw_params)
+    lab15.preprocess(base.LabContext("lab15", params, progress=False))
+    ctx = base.LabContext("lab17", params, progress=False)
+    lab.preprocess(ctx)
+    lab.train(ctx, variant)
+    written = json.loads((ctx.results_dir(variant) / "metrics.json").read_text())
+    saved = load_weights(ctx.model_dir(variant) / "model.pt")
+    model = (lab.scratch_from_info(saved["info"]) if variant == "scratch"
+             else lab.load_pretrained(ctx.cfg.pretrained, saved["info"]["n_classes"], 0))
+    model.load_state_dict(saved["state_dict"])
+    scores = lab.test_scores(ctx, variant, model.train())
+    assert set(scores) == {"test_loss", "test_acc"} and scores == {k: written[k] for k in scores}
+    assert model.training

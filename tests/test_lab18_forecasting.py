@@ -174,3 +174,37 @@ def test_two_inputs_are_scaled_separately_on_training_rows(tmp_path, monkeypatch
     assert data["x_train"].shape == (268, 12, 2) and meta["target_column"] == 0
     # The target is the next step of the first input, scaled like it.
     assert torch.allclose(data["y_train"][:-1, 0], data["x_train"][1:, -1, 0])
+
+
+@pytest.mark.parametrize("variant", ["mlp", "lstm"])
+def test_test_scores_are_what_the_train_stage_wrote(tmp_path, monkeypatch, one_thread, variant):
+    import json
+
+    from labflow.frame.base import LabContext
+    from labflow.train.callbacks import load_weights
+
+    raw = read_params()
+    raw["profile"] = "smoke"
+    raw["tracking"]["enabled"] = False
+    raw["lab18"]["data"].update(window=12, seasonal_period=24)
+    raw["lab18"]["train"].update(hidden=8)
+    raw["lab18"]["profiles"]["smoke"]["train"]["epochs"] = 1
+    raw["lab18"]["profiles"]["smoke"]["data"]["keep_windows"] = 0.5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    ctx = LabContext("lab18", parse_params(raw), progress=False)
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"date": pd.date_range("2014-01-01", periods=300, freq="30min"),
+                       "Demand": 4 + np.sin(np.arange(300) / 8) + 0.1 * rng.normal(size=300)})
+    series.prepare(ctx, df, {"units": {"Demand": "GW"}}, inputs=["Demand"], target="Demand")
+    lab18.train(ctx, variant)
+    written = json.loads((ctx.results_dir(variant) / "metrics.json").read_text())
+    saved = load_weights(ctx.model_dir(variant) / "model.pt")
+    info = dict(saved["info"])
+    model = series.build_model(info.pop("kind"), **info)
+    model.load_state_dict(saved["state_dict"])
+    scores = lab18.test_scores(ctx, variant, model.train())
+    assert set(scores) == {k for k in written if k.startswith("test_")} == {"test_loss", "test_mse", "test_rmse", "test_mae"}
+    assert scores == {k: written[k] for k in scores}
+    assert model.training

@@ -249,3 +249,29 @@ def test_attention_learns_the_lookup_quickly(one_thread):  # tiny matrices: one 
     chance = lab.chance_levels(test, SPEC.values)
     assert m["test_acc"] > 0.9
     assert m["test_attn_mass"] > max(0.6, 2.5 * chance["chance_attn_mass"])
+
+
+def test_test_scores_reproduce_what_the_train_stage_wrote(tmp_path, monkeypatch, raw_params):
+    """The smoke profile's stages on a temporary root: for each variant's saved model (left in train
+    mode), ``test_scores`` returns the test metrics its train stage wrote, exactly."""
+    import json
+
+    from labflow.frame import base
+    from labflow.frame.config import parse_params
+
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    raw_params["profile"] = "smoke"
+    raw_params["tracking"]["enabled"] = False
+    raw_params["lab24"]["profiles"]["smoke"]["train"]["epochs"] = 1
+    ctx = base.LabContext("lab24", parse_params(raw_params), progress=False)
+    meta = lab.preprocess(ctx)
+    for variant in ctx.cfg.variants:
+        lab.train(ctx, variant)
+        written = json.loads((ctx.results_dir(variant) / "metrics.json").read_text())
+        model = lab.load_reader(ctx, variant, meta).train()
+        scores = lab.test_scores(ctx, variant, model)
+        expected = {"test_loss", "test_acc", "test_seq_acc"} | (
+            {"test_attn_mass", "test_attn_hit"} if ctx.cfg.variants[variant].reader == "attention" else set())
+        assert set(scores) == expected
+        assert scores == {k: written[k] for k in scores}
+        assert model.training

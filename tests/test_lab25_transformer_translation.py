@@ -209,6 +209,11 @@ def test_stages_train_once_decode_without_training_and_compare(lab16_repo, monke
     result = lab.train(ctx, lab.MODEL)
     assert {"val_bleu", "test_loss", "parameters"} <= set(result.metrics)
     weights = lab.model_file(ctx)
+    # test_scores reproduces the test metrics the train stage wrote, for the saved model (left in train mode).
+    written = json.loads((ctx.results_dir(lab.MODEL) / "metrics.json").read_text())
+    model = lab.load_model(weights, ctx.device).train()
+    assert lab.test_scores(ctx, lab.MODEL, model) == {"test_loss": written["test_loss"]}
+    assert model.training
     before = (lab.file_sha256(weights), weights.stat().st_mtime_ns)
 
     def no_training(*args, **kwargs):

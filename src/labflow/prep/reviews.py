@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from labflow.nets.common import evaluating
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -269,16 +271,14 @@ def subset_rows(n: int, size: int | None, seed: int) -> torch.Tensor:
 def predict_logits(model: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
     """``model(ids, lengths)`` over all rows in eval mode, in length-sorted chunks (little padding),
     returned in the original order on the CPU."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     order = torch.argsort(lengths, stable=True)
     parts = []
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        longest = int(lengths[idx].max())
-        parts.append(model(ids[idx, :longest].to(device), lengths[idx].to(device)).float().cpu())
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            longest = int(lengths[idx].max())
+            parts.append(model(ids[idx, :longest].to(device), lengths[idx].to(device)).float().cpu())
     logits = torch.cat(parts)
     out = torch.empty_like(logits)
     out[order] = logits  # back to the input order
@@ -413,11 +413,19 @@ def classifier_hooks(ctx, variant: str, data: dict, logits, extra) -> dict:
         return split_metrics(logits(m, "val"), data["y_val"], "val")
 
     def final_metrics(m, result):
-        test = logits(m, "test")
+        scores, test = scored_test(logits, m, data)
         write_scores(ctx.results_dir(variant) / "scores.csv", test, data["y_test"])
-        return kept_val_metrics(result) | split_metrics(test, data["y_test"], "test") | extra(m)
+        return kept_val_metrics(result) | scores | extra(m)
 
     return {"loss_fn": loss_fn, "evaluate": evaluate, "final_metrics": final_metrics}
+
+
+def scored_test(logits, model: nn.Module, data: dict) -> tuple[dict[str, float], torch.Tensor]:
+    """A review classifier's test metrics (loss, accuracy) and its test logits: what the train stages
+    of labs 15 and 17 log as ``final_test_*`` (:func:`classifier_hooks`), and what their
+    ``test_scores`` return for any model. ``logits(model, split)`` as for :func:`classifier_hooks`."""
+    test = logits(model, "test")
+    return split_metrics(test, data["y_test"], "test"), test
 
 
 def metric_row(m: dict) -> dict:

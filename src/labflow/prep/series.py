@@ -199,11 +199,26 @@ def to_units(scaled: torch.Tensor, meta: dict) -> np.ndarray:
     return Scaler.from_dict(meta["scaler"]).inverse(scaled.double().numpy().ravel(), meta["target_column"])
 
 
+def split_scores(model: nn.Module, data: dict, meta: dict, split: str) -> tuple[dict[str, float], np.ndarray]:
+    """A forecaster's scores on a split's windows: ``<split>_loss`` (MSE on the scaled targets, the
+    training loss) and MSE, RMSE and MAE in the series' units; and its predictions in those units.
+
+    What :func:`train_forecaster` records every epoch (val) and at the end (test), and what a
+    lab's ``test_scores`` computes for any model of a variant (an exported one included)."""
+    from torch.nn import functional as F
+
+    from labflow.compare.metrics import predict
+
+    pred = predict(model, data[f"x_{split}"])
+    predicted = to_units(pred, meta)
+    loss = F.mse_loss(pred, data[f"y_{split}"]).item()
+    return {f"{split}_loss": loss} | regression_metrics(predicted, to_units(data[f"y_{split}"], meta), split), predicted
+
+
 def train_forecaster(ctx: base.LabContext, variant: str) -> base.VariantResult:
     """Train one variant on the scaled windows (MSE), scored in the series' units on val per epoch and test at the end."""
     from torch.nn import functional as F
 
-    from labflow.compare.metrics import predict
     from labflow.prep.tensors import load_processed
     from labflow.nets.common import count_parameters, seeded
     from labflow.train import TensorBatches
@@ -230,10 +245,10 @@ def train_forecaster(ctx: base.LabContext, variant: str) -> base.VariantResult:
     final_test: dict[str, np.ndarray] = {}
 
     def scores(m, split: str) -> dict[str, float]:
-        pred = predict(m, data[f"x_{split}"])
+        metrics, predicted = split_scores(m, data, meta, split)
         if split == "test":
-            final_test["predicted"] = to_units(pred, meta)
-        return {f"{split}_loss": F.mse_loss(pred, data[f"y_{split}"]).item()} | regression_metrics(to_units(pred, meta), true[split], split)
+            final_test["predicted"] = predicted
+        return metrics
 
     def final_metrics(m, _result):
         return scores(m, "test") | scores(m, "val") | {"parameters": count_parameters(m)}

@@ -107,8 +107,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return {"val_loss": loss(pred, data["y_val"]).item(), "val_rmse_usd": usd["val_rmse_usd"], "val_mae_usd": usd["val_mae_usd"]}
 
     def final_metrics(m, _result):
-        pred = to_dollars(predict(m, data["x_test"]), meta)
-        return regression_metrics(pred, true["test"], "test") | regression_metrics(to_dollars(predict(m, data["x_val"]), meta), true["val"], "val")
+        return _test_scores(m, data, meta) | regression_metrics(to_dollars(predict(m, data["x_val"]), meta), true["val"], "val")
 
     result = base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn,
@@ -122,6 +121,17 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     base.dvc_files.write_rows(ctx.results_dir(variant) / "predictions.csv",
                               [{"actual_usd": a, "predicted_usd": p} for a, p in zip(true["test"], pred)])
     return result
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, meta = load_processed(ctx.processed_dir)
+    return _test_scores(model, data, meta)
+
+
+def _test_scores(model, data, meta) -> dict[str, float]:
+    pred = to_dollars(predict(model, data["x_test"]), meta)
+    return regression_metrics(pred, to_dollars(data["y_test"], meta), "test")
 
 
 def permutation_importance(model, x: torch.Tensor, true_usd: np.ndarray, meta: dict, seed: int) -> dict[str, float]:

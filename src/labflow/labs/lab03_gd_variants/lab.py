@@ -57,7 +57,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     initial = classification_metrics(predict(model, x_train_eval), y_train_eval, "initial_full_train")
 
     def final_metrics(m, _result):
-        return classification_metrics(predict(m, data["x_test"]), data["y_test"], "test") | initial
+        return _test_scores(m, data) | initial
 
     result = base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn,
@@ -68,6 +68,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         history_extra={"trace": trace.rows},
     )
     return result
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data)
+
+
+def _test_scores(model, data) -> dict[str, float]:
+    return classification_metrics(predict(model, data["x_test"]), data["y_test"], "test")
 
 
 def evaluate(ctx: base.LabContext) -> None:

@@ -61,9 +61,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
     def evaluate(m):
         # Test accuracy per epoch, as the course plots it (nothing is chosen on it; val is there too).
-        return classification_metrics(predict(m, data["x_val"], chunk=EVAL_CHUNK), data["y_val"], "val") | classification_metrics(
-            predict(m, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test"
-        )
+        return classification_metrics(predict(m, data["x_val"], chunk=EVAL_CHUNK), data["y_val"], "val") | _test_scores(m, data)
 
     def final_metrics(m, _result):
         return evaluate(m) | initial
@@ -77,6 +75,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "image_size": data["x_train"].shape[-1], "n_classes": len(meta["classes"])},
         history_extra={"trace": trace.rows},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data)
+
+
+def _test_scores(model, data) -> dict[str, float]:
+    return classification_metrics(predict(model, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test")
 
 
 def evaluate(ctx: base.LabContext) -> None:

@@ -94,7 +94,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         )
 
     def final_metrics(m, _result):
-        return classification_metrics(predict(m, data["x_test"]), data["y_test"], "test") | evaluate(m)
+        return _test_scores(m, data) | evaluate(m)
 
     def figures(m, _result):
         from labflow.plots import figures as figs
@@ -109,6 +109,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "batch_size": t.batch_size, "hidden": list(t.hidden), "near_zero": t.near_zero},
         model_info={"kind": "mlp", "in": n_features, "out": n_classes, "hidden": list(t.hidden), "dropout": v.dropout},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data)
+
+
+def _test_scores(model, data) -> dict[str, float]:
+    return classification_metrics(predict(model, data["x_test"]), data["y_test"], "test")
 
 
 def _weights(ctx: base.LabContext, variant: str) -> np.ndarray:

@@ -60,7 +60,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     def evaluate(m):
         row = (classification_metrics(predict(m, x_fit, chunk=EVAL_CHUNK), y_fit, "train_eval")
                | classification_metrics(predict(m, data["x_val"], chunk=EVAL_CHUNK), data["y_val"], "val")
-               | classification_metrics(predict(m, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test"))
+               | _test_scores(m, data))
         row["gap"] = row["train_eval_acc"] - row["test_acc"]
         return row
 
@@ -74,6 +74,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         model_info={"kind": "course_cnn", "batch_norm": v.batch_norm, "in_channels": data["x_train"].shape[1],
                     "image_size": data["x_train"].shape[-1], "n_classes": len(meta["classes"])},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data)
+
+
+def _test_scores(model, data) -> dict[str, float]:
+    return classification_metrics(predict(model, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test")
 
 
 def _as_images(x: torch.Tensor, meta: dict) -> np.ndarray:

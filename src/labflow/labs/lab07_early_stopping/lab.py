@@ -116,7 +116,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     def final_metrics(m, result):
         best_epoch = result.extras["best_checkpoint_epoch"]
         return {
-            **classification_metrics(predict(m, data["x_test"]), data["y_test"], "test"),
+            **_test_scores(m, data),
             **evaluate(m),  # val metrics of the weights the variant ends with
             "best_epoch": best_epoch,
             "best_val_loss": result.extras["best_checkpoint_value"],
@@ -144,6 +144,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
         set_alias(registered_model_name(ctx), variant, result.model.version)
     return result
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data)
+
+
+def _test_scores(model, data) -> dict[str, float]:
+    return classification_metrics(predict(model, data["x_test"]), data["y_test"], "test")
 
 
 def _marks(result, restore_best: bool) -> dict:

@@ -200,15 +200,11 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
             k: at05[k] for k in ("val_at05_precision", "val_at05_recall", "val_at05_f1")}
 
     def final_metrics(m, _result):
-        p_val, p_test = probabilities(m, data["x_val"]), probabilities(m, data["x_test"])
-        threshold = tune_threshold(y_val, p_val)
+        threshold, test, val_tuned = _scored(m, data)
         return (
             {"threshold": threshold, "train_rows": len(y), "train_positives": train_counts[1],
              "train_positive_share": train_counts[1] / len(y), "effective_positive_share": effective_share}
-            | ranking_metrics(y_test, p_test, "test")
-            | threshold_metrics(y_test, p_test, 0.5, "test_at05")
-            | threshold_metrics(y_test, p_test, threshold, "test_tuned")
-            | threshold_metrics(y_val, p_val, threshold, "val_tuned")
+            | test | val_tuned
         )
 
     def figures(m, _result):
@@ -232,6 +228,25 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     base.dvc_files.write_rows(ctx.results_dir(variant) / "scores.csv",
                               [{"y": int(a), "p": float(b)} for a, b in zip(y_test, p_test)])
     return result
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    The tuned threshold is the model's own, chosen on the validation split as the train stage does."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _scored(model, data)[1]
+
+
+def _scored(model, data) -> tuple[float, dict[str, float], dict[str, float]]:
+    """(threshold tuned on validation, the test metrics at 0.5 and at it, the validation metrics at it)."""
+    y_val, y_test = data["y_val"].numpy(), data["y_test"].numpy()
+    p_val, p_test = probabilities(model, data["x_val"]), probabilities(model, data["x_test"])
+    threshold = tune_threshold(y_val, p_val)
+    test = (ranking_metrics(y_test, p_test, "test")
+            | threshold_metrics(y_test, p_test, 0.5, "test_at05")
+            | threshold_metrics(y_test, p_test, threshold, "test_tuned"))
+    return threshold, test, threshold_metrics(y_val, p_val, threshold, "val_tuned")
 
 
 def _confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:

@@ -178,8 +178,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return classification_metrics(predict(m, data["x_val"], chunk=EVAL_CHUNK), data["y_val"], "val")
 
     def final_metrics(m, _result):
-        test = classification_metrics(predict(m, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test")
-        return test | evaluate(m) | {"parameters": parameters}
+        return _test_scores(m, data) | evaluate(m) | {"parameters": parameters}
 
     def figures(m, _result):
         return _variant_figures(m, initial_filters, data, meta, variant)
@@ -189,6 +188,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         epochs=s["epochs"], evaluate=evaluate, final_metrics=final_metrics, figures=figures,
         run_params=s | {"parameters": parameters, "dataset": meta["dataset"]}, model_info=info,
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data)
+
+
+def _test_scores(model, data) -> dict[str, float]:
+    return classification_metrics(predict(model, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test")
 
 
 def _variant_figures(model, initial_filters, data, meta, variant) -> dict:

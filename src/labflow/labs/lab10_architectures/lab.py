@@ -91,8 +91,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return F.cross_entropy(m(x), batch[1])
 
     def evaluate(m):
-        return (classification_metrics(predict(m, data["x_val"], chunk=EVAL_CHUNK), data["y_val"], "val")
-                | classification_metrics(predict(m, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test"))
+        return classification_metrics(predict(m, data["x_val"], chunk=EVAL_CHUNK), data["y_val"], "val") | _test_scores(m, data)
 
     def final_metrics(m, result):
         final = evaluate(m)
@@ -111,6 +110,16 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "parameters": parameters},
         model_info=info,
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data)
+
+
+def _test_scores(model, data) -> dict[str, float]:
+    return classification_metrics(predict(model, data["x_test"], chunk=EVAL_CHUNK), data["y_test"], "test")
 
 
 def _labelled_points(points: dict[str, tuple[float, float]], *, xlabel: str, ylabel: str, title: str, logx: bool = False):

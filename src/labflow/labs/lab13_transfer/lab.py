@@ -323,8 +323,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     feature_seconds = time.perf_counter() - started
 
     def score(split_name: str):
-        return lambda _m: classification_metrics(predict(rest, feats[split_name], chunk=EVAL_CHUNK),
-                                                 data[f"y_{split_name}"], split_name)
+        # The trained pieces on the frozen prefix's features: the whole model's outputs on the images.
+        return lambda _m: _scores(rest, feats[split_name], data[f"y_{split_name}"], split_name)
 
     phases = Phases(model, phase1, phase2, v.warmup_epochs or None, score("test"))
     optimizer = make_optimizer(model, [p for p in (phase2 or phase1) if p != HEAD], t.lr, s["backbone_lr"])
@@ -360,6 +360,19 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         # architectures.build's arguments, as lab 10 saves them (build_net rebuilds either source's net).
         model_info={**info["build"], "n_classes": n_classes},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    The whole model on the test images; the train stage scores its trained pieces on the frozen
+    prefix's features of the same images (the prefix in eval mode), through the same code."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _scores(model, data["x_test"], data["y_test"], "test")
+
+
+def _scores(model, x: torch.Tensor, y: torch.Tensor, prefix: str) -> dict[str, float]:
+    return classification_metrics(predict(model, x, chunk=EVAL_CHUNK), y, prefix)
 
 
 # --------------------------------------------------------------------------- the comparison

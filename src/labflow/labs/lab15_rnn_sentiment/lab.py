@@ -96,10 +96,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     batches = reviews.LengthBatches(data["ids_train"], data["lengths_train"], data["y_train"], batch_size=t.batch_size,
                                     seed=ctx.seed, device=device)
 
-    def split(m, name):
-        return reviews.predict_logits(m, data[f"ids_{name}"], data[f"lengths_{name}"])
-
-    hooks = reviews.classifier_hooks(ctx, variant, data, split, lambda m: {"parameters": count_parameters(m)})
+    hooks = reviews.classifier_hooks(ctx, variant, data, _split_logits(data),
+                                     lambda m: {"parameters": count_parameters(m)})
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, epochs=t.epochs, **hooks,
         callbacks=reviews.keep_best_callbacks(t.keep_best),
@@ -108,6 +106,23 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "vocab_size": meta["vocab_size"], "dataset": meta["dataset"], "parameters": count_parameters(model)},
         model_info=info,
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    Test loss and accuracy, by the code the train stage's ``final_metrics`` runs (``reviews.classifier_hooks``)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return reviews.scored_test(_split_logits(data), model, data)[0]
+
+
+def _split_logits(data: dict):
+    """``logits(model, split)``: the model's logits for a split of the processed data."""
+
+    def logits(model, split: str) -> torch.Tensor:
+        return reviews.predict_logits(model, data[f"ids_{split}"], data[f"lengths_{split}"])
+
+    return logits
 
 
 def load_model(path, device="cpu") -> RNNClassifier:

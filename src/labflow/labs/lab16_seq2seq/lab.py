@@ -55,7 +55,7 @@ from labflow.prep import subwords
 from labflow.nets.seq2seq import LengthBatches, Seq2Seq, trim
 from labflow.prep.subwords import PAD
 from labflow.prep.tensors import load_processed, save_processed
-from labflow.nets.common import count_parameters, seeded
+from labflow.nets.common import count_parameters, evaluating, seeded
 
 LAB_ID = "lab16"
 TITLE = "Seq2seq translation without vs with attention (held-out BLEU)"
@@ -161,28 +161,31 @@ def sequence_loss(model: Seq2Seq, src, src_len, tgt) -> torch.Tensor:
 
 @torch.no_grad()
 def mean_loss(model: Seq2Seq, src, src_len, tgt, device) -> float:
+    """Cross-entropy per real target token, teacher forced, in eval mode."""
     total, tokens = 0.0, 0
-    for i in range(0, len(src), DECODE_BATCH):
-        s, l, y = (t[i:i + DECODE_BATCH].to(device) for t in (src, src_len, tgt))
-        n = int((y[:, 1:] != PAD).sum())
-        total += float(sequence_loss(model, s, l, y)) * n
-        tokens += n
+    with evaluating(model):
+        for i in range(0, len(src), DECODE_BATCH):
+            s, l, y = (t[i:i + DECODE_BATCH].to(device) for t in (src, src_len, tgt))
+            n = int((y[:, 1:] != PAD).sum())
+            total += float(sequence_loss(model, s, l, y)) * n
+            tokens += n
     return total / max(tokens, 1)
 
 
 @torch.no_grad()
 def translate(model: Seq2Seq, src, src_len, tgt_tok, extra: int, device) -> tuple[list[str], list[list[int]], list]:
-    """Greedy translations, their token ids and (with attention) weights (steps x source tokens) per sentence."""
-    model.eval()
+    """Greedy translations (in eval mode), their token ids and (with attention) weights (steps x source
+    tokens) per sentence."""
     texts, rows, weights = [], [], []
-    for i in range(0, len(src), DECODE_BATCH):
-        l = src_len[i:i + DECODE_BATCH].to(device)
-        s = trim(src[i:i + DECODE_BATCH].to(device), l)
-        out, w = model.greedy(s, l, int(l.max()) + extra)
-        ids = [subwords.strip_ids(r) for r in out.tolist()]
-        texts += subwords.decode(tgt_tok, ids)
-        rows += ids
-        weights += [None if w is None else w[k, : len(ids[k]) + 1, : int(l[k])].cpu() for k in range(len(ids))]
+    with evaluating(model):
+        for i in range(0, len(src), DECODE_BATCH):
+            l = src_len[i:i + DECODE_BATCH].to(device)
+            s = trim(src[i:i + DECODE_BATCH].to(device), l)
+            out, w = model.greedy(s, l, int(l.max()) + extra)
+            ids = [subwords.strip_ids(r) for r in out.tolist()]
+            texts += subwords.decode(tgt_tok, ids)
+            rows += ids
+            weights += [None if w is None else w[k, : len(ids[k]) + 1, : int(l[k])].cpu() for k in range(len(ids))]
     return texts, rows, weights
 
 
@@ -206,28 +209,27 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     tgt_tok = subwords.load_tokenizer(ctx.processed_dir / TGT_TOKENIZER)
     val_refs = [p.tgt for p in load_split_pairs(ctx.processed_dir, "val")]
     test_pairs = load_split_pairs(ctx.processed_dir, "test")
+    test_refs = [p.tgt for p in test_pairs]
     device = ctx.device
     model = build_model(meta, t, v.attention, ctx.seed).to(device)
     optimizer = ClippedAdam(model.parameters(), t.lr, t.clip)
     batches = LengthBatches(data["src_train"], data["src_len_train"], data["tgt_train"], batch_size=t.batch_size,
                             seed=ctx.seed, device=device)
-    split = {s: (data[f"src_{s}"], data[f"src_len_{s}"], data[f"tgt_{s}"]) for s in ("val", "test")}
+    val = (data["src_val"], data["src_len_val"], data["tgt_val"])
     translations_csv = ctx.results_dir(variant) / "translations.csv"
 
     def loss_fn(m, batch):
         return sequence_loss(m, *batch)
 
     def evaluate(m):
-        hyps, _, _ = translate(m, *split["val"][:2], tgt_tok, t.extra_decode_tokens, device)
-        return {"val_loss": mean_loss(m, *split["val"], device), "val_bleu": corpus_scores(hyps, val_refs)["bleu"]}
+        hyps, _, _ = translate(m, *val[:2], tgt_tok, t.extra_decode_tokens, device)
+        return {"val_loss": mean_loss(m, *val, device), "val_bleu": corpus_scores(hyps, val_refs)["bleu"]}
 
     def final_metrics(m, result):
-        hyps, _, _ = translate(m, *split["test"][:2], tgt_tok, t.extra_decode_tokens, device)
-        scores = corpus_scores(hyps, [p.tgt for p in test_pairs])
+        scores, hyps = _test_scored(m, data, tgt_tok, test_refs, t.extra_decode_tokens, device)
         base.dvc_files.write_rows(translations_csv, [
             {"ref": p.ref, "source": p.src, "reference": p.tgt, "translation": h} for p, h in zip(test_pairs, hyps)])
-        return {"test_bleu": scores["bleu"], "test_chrf": scores["chrf"], "test_loss": mean_loss(m, *split["test"], device),
-                "val_bleu": result.history[-1]["val_bleu"], "parameters": count_parameters(m)}
+        return scores | {"val_bleu": result.history[-1]["val_bleu"], "parameters": count_parameters(m)}
 
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=t.epochs,
@@ -240,6 +242,26 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "tgt_vocab": meta["tgt_vocab"], "emb": t.emb, "hidden": t.hidden, "dropout": t.dropout},
         artifacts={"translations": translations_csv},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    Test BLEU and chrF of greedy translations (``train.extra_decode_tokens``) and the test loss."""
+    data, _ = load_processed(ctx.processed_dir)
+    tgt_tok = subwords.load_tokenizer(ctx.processed_dir / TGT_TOKENIZER)
+    test_refs = [p.tgt for p in load_split_pairs(ctx.processed_dir, "test")]
+    device = next(model.parameters()).device
+    return _test_scored(model, data, tgt_tok, test_refs, ctx.cfg.train.extra_decode_tokens, device)[0]
+
+
+def _test_scored(model, data: dict, tgt_tok, test_refs: Sequence[str], extra: int,
+                 device) -> tuple[dict[str, float], list[str]]:
+    """The test metrics (BLEU and chrF of greedy translations, loss) and the translations."""
+    hyps, _, _ = translate(model, data["src_test"], data["src_len_test"], tgt_tok, extra, device)
+    scores = corpus_scores(hyps, test_refs)
+    loss = mean_loss(model, data["src_test"], data["src_len_test"], data["tgt_test"], device)
+    return {"test_bleu": scores["bleu"], "test_chrf": scores["chrf"], "test_loss": loss}, hyps
 
 
 def load_model(ctx: base.LabContext, variant: str) -> Seq2Seq:

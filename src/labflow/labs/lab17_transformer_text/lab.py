@@ -197,7 +197,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     data, meta = load_processed(ctx.processed_dir)
     device = ctx.device
     reviews.one_cpu_thread(ctx)
-    key = "pretrained_" if v.model == "pretrained" else ""
+    key = _ids_key(v)
     if v.model == "pretrained":
         model = load_pretrained(ctx.cfg.pretrained, len(meta["classes"]), ctx.seed)
         trainable = freeze_lower(model.net, v.freeze_layers)
@@ -215,10 +215,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                                     batch_size=v.batch_size or t.batch_size, seed=ctx.seed, device=device)
     epochs = v.epochs or t.epochs
 
-    def logits(m, split):
-        return reviews.predict_logits(m, data[f"{key}ids_{split}"], data[f"{key}lengths_{split}"], batch_size=128)
-
-    hooks = reviews.classifier_hooks(ctx, variant, data, logits,
+    hooks = reviews.classifier_hooks(ctx, variant, data, _split_logits(data, key),
                                      lambda m: {"train_texts": len(rows), "trainable_parameters": trainable})
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, epochs=epochs, **hooks,
@@ -229,6 +226,28 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "pretrained": ctx.cfg.pretrained.name if v.model == "pretrained" else None},
         model_info=info,
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    Test loss and accuracy, by the code the train stage's ``final_metrics`` runs (``reviews.classifier_hooks``)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return reviews.scored_test(_split_logits(data, _ids_key(ctx.variant_cfg(variant))), model, data)[0]
+
+
+def _ids_key(variant_cfg) -> str:
+    """The prefix of the token ids a variant's model reads: the pretrained model's subwords, or lab 15's words."""
+    return "pretrained_" if variant_cfg.model == "pretrained" else ""
+
+
+def _split_logits(data: dict, key: str):
+    """``logits(model, split)``: the model's logits for a split, from the ids it reads (``key``)."""
+
+    def logits(model, split: str) -> torch.Tensor:
+        return reviews.predict_logits(model, data[f"{key}ids_{split}"], data[f"{key}lengths_{split}"], batch_size=128)
+
+    return logits
 
 
 def lab15_results(ctx: base.LabContext) -> dict:

@@ -36,6 +36,7 @@ validation RMSE half the test RMSE).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from labflow.frame import paths
 from labflow.frame import base
@@ -56,6 +57,21 @@ def preprocess(ctx: base.LabContext) -> dict:
 
 def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     return series.train_forecaster(ctx, variant)
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    What ``series.train_forecaster``'s final metrics hold for the test windows: the MSE on the
+    scaled targets (``test_loss``) and MSE, RMSE and MAE in the series' units."""
+    from labflow.prep.tensors import load_processed
+
+    data, meta = load_processed(ctx.processed_dir)
+    return _test_scores(model, data, meta)
+
+
+def _test_scores(model, data, meta) -> dict[str, float]:
+    return series.split_scores(model, data, meta, "test")[0]
 
 
 def residuals(actual: np.ndarray, predicted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

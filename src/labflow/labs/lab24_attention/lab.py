@@ -41,7 +41,7 @@ from labflow.frame import base
 from labflow.nets.attention import AttentionReader, RnnSummaryReader
 from labflow.prep.recall import FIELDS, RecallSpec, generate, key_label, value_label
 from labflow.prep.tensors import load_processed, save_processed
-from labflow.nets.common import count_parameters, seeded
+from labflow.nets.common import count_parameters, evaluating, seeded
 from labflow.train import TensorBatches
 from labflow.train.callbacks import LossTrace
 
@@ -103,20 +103,18 @@ def loss_of(model, batch) -> torch.Tensor:
 
 @torch.no_grad()
 def read_split(model, tensors: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-    """Logits ``(N, queries, values)`` and, for attention, weights ``(N, queries, slots)``, on the CPU."""
-    was_training = model.training
-    model.eval()
+    """Logits ``(N, queries, values)`` and, for attention, weights ``(N, queries, slots)``, on the CPU (eval mode)."""
     device = next(model.parameters()).device
     logits, weights = [], []
-    for start in range(0, len(tensors[0]), EVAL_CHUNK):
-        keys, values, lengths, queries = (t[start : start + EVAL_CHUNK].to(device) for t in tensors[:4])
-        if isinstance(model, AttentionReader):
-            out, w = model.read(keys, values, lengths, queries)
-            weights.append(w.cpu())
-        else:
-            out = model(keys, values, lengths, queries)
-        logits.append(out.cpu())
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(tensors[0]), EVAL_CHUNK):
+            keys, values, lengths, queries = (t[start : start + EVAL_CHUNK].to(device) for t in tensors[:4])
+            if isinstance(model, AttentionReader):
+                out, w = model.read(keys, values, lengths, queries)
+                weights.append(w.cpu())
+            else:
+                out = model(keys, values, lengths, queries)
+            logits.append(out.cpu())
     return {"logits": torch.cat(logits), **({"weights": torch.cat(weights)} if weights else {})}
 
 
@@ -173,7 +171,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return recall_metrics(read_split(m, val), val, "val")
 
     def final_metrics(m, _result):
-        return (recall_metrics(read_split(m, test), test, "test") | evaluate(m) | initial
+        return (_test_scores(m, test) | evaluate(m) | initial
                 | chance_levels(test, len(meta["values"])))
 
     return base.train_variant(
@@ -187,6 +185,17 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "rnn_hidden": t.rnn_hidden, "keys": len(meta["keys"]), "values": len(meta["values"])},
         history_extra={"trace": trace.rows},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, split(data, "test"))
+
+
+def _test_scores(model, test: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Loss, accuracy per query and per example; for the attention reader, where its attention looked."""
+    return recall_metrics(read_split(model, test), test, "test")
 
 
 # --------------------------------------------------------------------------- the comparison

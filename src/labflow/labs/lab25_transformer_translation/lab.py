@@ -64,7 +64,7 @@ from labflow.nets.seq2seq import LengthBatches, trim
 from labflow.prep.subwords import BOS, PAD
 from labflow.prep.tensors import load_processed
 from labflow.nets.transformer_mt import TransformerTranslator, beam_search, greedy
-from labflow.nets.common import count_parameters, seeded
+from labflow.nets.common import count_parameters, evaluating, seeded
 
 LAB_ID = "lab25"
 TITLE = "Transformer translation: greedy vs beam-search decoding, beside lab 16 (held-out BLEU)"
@@ -136,33 +136,34 @@ class WarmupAdam(lab16.ClippedAdam):
 @torch.no_grad()
 def translate(model: TransformerTranslator, src, src_len, tgt_tok, extra: int, device, *, beam: int = 1,
               alpha: float = 0.0, batch_size: int = 128) -> tuple[list[str], list[list[int]]]:
-    """Translations of ``src`` and their token ids: greedy at ``beam=1``, else beam search."""
-    model.eval()
+    """Translations of ``src`` (in eval mode) and their token ids: greedy at ``beam=1``, else beam search."""
     texts, rows = [], []
-    for i in range(0, len(src), batch_size):
-        lengths = src_len[i:i + batch_size]
-        s = trim(src[i:i + batch_size], lengths).to(device)
-        max_len = int(lengths.max()) + extra
-        if beam == 1:
-            out = greedy(model.scorer(s), len(s), max_len, device=device)
-        else:
-            out, _ = beam_search(model.scorer(s, beam), len(s), beam, max_len, alpha=alpha, device=device)
-        ids = [subwords.strip_ids(r) for r in out.tolist()]
-        texts += subwords.decode(tgt_tok, ids)
-        rows += ids
+    with evaluating(model):
+        for i in range(0, len(src), batch_size):
+            lengths = src_len[i:i + batch_size]
+            s = trim(src[i:i + batch_size], lengths).to(device)
+            max_len = int(lengths.max()) + extra
+            if beam == 1:
+                out = greedy(model.scorer(s), len(s), max_len, device=device)
+            else:
+                out, _ = beam_search(model.scorer(s, beam), len(s), beam, max_len, alpha=alpha, device=device)
+            ids = [subwords.strip_ids(r) for r in out.tolist()]
+            texts += subwords.decode(tgt_tok, ids)
+            rows += ids
     return texts, rows
 
 
 @torch.no_grad()
 def mean_loss(model: TransformerTranslator, src, src_len, tgt, device, batch_size: int = 256) -> float:
-    """Cross-entropy per real target token, teacher forced, without label smoothing (lab 16's test_loss)."""
-    model.eval()
+    """Cross-entropy per real target token, teacher forced, in eval mode, without label smoothing
+    (lab 16's test_loss)."""
     total, tokens = 0.0, 0
-    for i in range(0, len(src), batch_size):
-        s, t = trim(src[i:i + batch_size], src_len[i:i + batch_size], tgt[i:i + batch_size])
-        n = int((t[:, 1:] != PAD).sum())
-        total += float(model.loss(s.to(device), t.to(device))) * n
-        tokens += n
+    with evaluating(model):
+        for i in range(0, len(src), batch_size):
+            s, t = trim(src[i:i + batch_size], src_len[i:i + batch_size], tgt[i:i + batch_size])
+            n = int((t[:, 1:] != PAD).sum())
+            total += float(model.loss(s.to(device), t.to(device))) * n
+            tokens += n
     return total / max(tokens, 1)
 
 
@@ -184,20 +185,20 @@ def train(ctx: base.LabContext, variant: str = MODEL) -> base.VariantResult:
     batches = LengthBatches(data["src_train"], data["src_len_train"], data["tgt_train"], batch_size=t.batch_size,
                             seed=ctx.seed, device=device)
     optimizer = WarmupAdam(model.parameters(), t.lr, t.clip, warmup=t.warmup_steps, total=t.epochs * len(batches))
-    split = {s: (data[f"src_{s}"], data[f"src_len_{s}"], data[f"tgt_{s}"]) for s in ("val", "test")}
+    val = (data["src_val"], data["src_len_val"], data["tgt_val"])
 
     def loss_fn(m, batch):
         src, _, tgt = batch
         return m.loss(src, tgt, t.label_smoothing)
 
     def evaluate(m):
-        hyps, _ = translate(m, *split["val"][:2], tgt_tok, extra, device, batch_size=ctx.cfg.decode.batch_size)
-        return {"val_loss": mean_loss(m, *split["val"], device), "val_bleu": lab16.corpus_scores(hyps, val_refs)["bleu"],
+        hyps, _ = translate(m, *val[:2], tgt_tok, extra, device, batch_size=ctx.cfg.decode.batch_size)
+        return {"val_loss": mean_loss(m, *val, device), "val_bleu": lab16.corpus_scores(hyps, val_refs)["bleu"],
                 "lr": optimizer.param_groups[0]["lr"]}
 
     def final_metrics(m, result):
-        return {"val_bleu": result.history[-1]["val_bleu"], "val_loss": result.history[-1]["val_loss"],
-                "test_loss": mean_loss(m, *split["test"], device), "parameters": count_parameters(m)}
+        return ({"val_bleu": result.history[-1]["val_bleu"], "val_loss": result.history[-1]["val_loss"]}
+                | _test_scores(m, data, device) | {"parameters": count_parameters(m)})
 
     return base.train_variant(
         ctx, MODEL, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn, epochs=t.epochs,
@@ -207,6 +208,21 @@ def train(ctx: base.LabContext, variant: str = MODEL) -> base.VariantResult:
                     "languages": f"{meta['src_lang']}-{meta['tgt_lang']}", "parameters": count_parameters(model)},
         model_info={"kind": "transformer", **model_kwargs(meta, t)},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    ``variant`` is the trained model's, ``MODEL``: its train run logs the test loss (the decoding
+    variants' test BLEU and chrF are their decode runs', not a trained model's)."""
+    if variant != MODEL:
+        raise KeyError(f"lab25 trains one model, '{MODEL}'; its variants ({', '.join(ctx.cfg.variants)}) decode it")
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data, next(model.parameters()).device)
+
+
+def _test_scores(model, data: dict, device) -> dict[str, float]:
+    return {"test_loss": mean_loss(model, data["src_test"], data["src_len_test"], data["tgt_test"], device)}
 
 
 def model_file(ctx: base.LabContext, seed: int | None = None) -> Path:
