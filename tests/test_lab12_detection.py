@@ -361,3 +361,24 @@ def test_voc_preprocess_scales_boxes_with_the_resized_images(tmp_path, monkeypat
 
 def test_metric_names_of_classes():
     assert [lab.metric_name(c) for c in ("T-shirt/top", "Ankle boot", "7")] == ["t_shirt_top", "ankle_boot", "7"]
+
+
+def test_test_scores_reproduce_the_test_metrics_the_evaluate_stage_wrote(fake_repo):
+    """A tiny smoke run of one detector: ``test_scores`` of its saved model (left in train mode)
+    gives the test mAP, per-class AP and course formula the evaluate stage wrote, and keeps the mode."""
+    def one_variant(raw):
+        raw["lab12"]["variants"] = {"ssdlite": raw["lab12"]["variants"]["ssdlite"]}
+        for profile in raw["lab12"].get("profiles", {}).values():
+            profile.get("variants", {}).pop("retinanet", None)
+
+    ctx = base.LabContext("lab12", params(edit=one_variant), progress=False)
+    lab.preprocess(ctx)
+    lab.train(ctx, "ssdlite")
+    lab.evaluate(ctx)
+    compared = json.loads((ctx.results_dir() / "metrics.json").read_text())["ssdlite"]
+    model = lab.load_model(ctx, "ssdlite").train()
+    scores = lab.test_scores(ctx, "ssdlite", model)
+    assert {"test_map_50", "test_map", "test_map_75", "test_mar_100", "test_seed_formula"} <= set(scores)
+    assert {k for k in compared if k.startswith("test_")} == set(scores)
+    assert scores == pytest.approx({k: compared[k] for k in scores}, rel=1e-6)
+    assert model.training

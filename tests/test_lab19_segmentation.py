@@ -447,3 +447,27 @@ def test_no_other_lab_pays_for_importing_smp():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
     assert "lab19" in __import__("labflow.labs", fromlist=["LABS"]).LABS
+
+
+# --------------------------------------------------------------------------- test_scores
+
+
+def test_test_scores_reproduce_the_test_metrics_both_stages_wrote(fake_repo):
+    """A tiny smoke run: ``test_scores`` of its saved UNet (left in train mode) gives the test_*
+    scores the train stage wrote and the evaluate stage rescored, and keeps the mode."""
+    def one_variant(raw):
+        raw["lab19"]["variants"] = {"dice_bce": raw["lab19"]["variants"]["dice_bce"]}
+
+    ctx = smoke_ctx(edit=one_variant)
+    lab.preprocess(ctx)
+    lab.train(ctx, "dice_bce")
+    written = json.loads((ctx.results_dir("dice_bce") / "metrics.json").read_text())
+    lab.evaluate(ctx)
+    compared = json.loads((ctx.results_dir() / "metrics.json").read_text())["dice_bce"]
+    model, _ = lab.load_model(ctx, "dice_bce")
+    scores = lab.test_scores(ctx, "dice_bce", model.train())
+    assert set(scores) == {f"test_{k}" for k in ("iou", "dice", "iou_per_image", "dice_per_image", "pixel_accuracy",
+                                                 "dice_loss", "bce_loss")}
+    assert scores == pytest.approx({k: written[k] for k in scores}, rel=1e-6)
+    assert scores == pytest.approx({k: compared[k] for k in scores}, rel=1e-6)
+    assert model.training

@@ -20,6 +20,8 @@ from labflow.nets.common import seeded
 from labflow.train import Checkpoint, TensorBatches, fit
 from labflow.train.callbacks import Callback
 
+from canvas_fixture import fake_repo, params  # noqa: F401  (fake_repo: a fixture)
+
 
 # Tiny networks: one thread, as the labs' stages run them (conftest.one_thread).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -232,3 +234,31 @@ def test_own_judge_learns_the_classes_and_uses_its_training_statistics():
     assert judge.mean.item() == pytest.approx(to_unit(x.clamp(-1, 1)).mean().item(), rel=1e-5)
     with torch.no_grad():
         assert (judge.logits(x.clamp(-1, 1)).argmax(1) == y).float().mean() > 0.95
+
+
+def test_test_scores_reproduce_the_sample_scores_the_evaluate_stage_wrote(fake_repo):
+    """A tiny smoke run on the fake Fashion-MNIST, judged by its own CNN: ``test_scores`` of the saved
+    generator (left in train mode) gives the sample scores the evaluate stage wrote (the same
+    evaluation noise, the same judge), and keeps the mode."""
+    import json
+
+    from labflow.frame import base
+
+    def edit(raw):
+        raw["lab20"]["data"] |= {"train_size": 200, "test_size": 100}
+        raw["lab20"]["judge"] = {"source": "own", "epochs": 1, "batch_size": 50}
+        raw["lab20"]["train"] |= {"epochs": 1, "fixed_noise": 16}
+        raw["lab20"]["variants"] = {"mlp_gan": {"arch": "mlp", "hidden": 16}}
+        for profile in raw["lab20"].get("profiles", {}).values():
+            profile.pop("variants", None)
+
+    ctx = base.LabContext("lab20", params(edit=edit), progress=False)
+    lab.preprocess(ctx)
+    lab.train(ctx, "mlp_gan")
+    lab.evaluate(ctx)
+    compared = json.loads((ctx.results_dir() / "metrics.json").read_text())["mlp_gan"]
+    gan = lab.load_gan(ctx.model_dir("mlp_gan") / "model.pt").train()
+    scores = lab.test_scores(ctx, "mlp_gan", gan)
+    assert set(scores) == {"frechet_distance", "pixel_std", "confidence", "class_entropy", "classes_seen"}
+    assert scores == pytest.approx({k: compared[k] for k in scores}, rel=1e-6)
+    assert gan.training

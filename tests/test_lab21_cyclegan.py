@@ -20,6 +20,8 @@ from labflow.nets.common import seeded
 from labflow.train import Checkpoint, fit
 from labflow.train.callbacks import Callback
 
+from canvas_fixture import fake_repo, params  # noqa: F401  (fake_repo: a fixture)
+
 INFO = {"channels": 1, "ngf": 4, "blocks": 1, "ndf": 4, "d_layers": 2, "image_size": 28}
 
 
@@ -217,3 +219,28 @@ def test_horse2zebra_needs_a_pinned_sha256_and_the_four_folders(tmp_path):
 def test_horse2zebra_quick_profile_has_no_offline_copy(tmp_path):
     with pytest.raises(DataError, match="Fashion-MNIST"):
         fetch("horse2zebra", "quick", None, tmp_path / "raw")
+
+
+# --------------------------------------------------------------------------- test_scores
+
+
+def test_test_scores_reproduce_the_test_metrics_the_train_stage_wrote(fake_repo):
+    """A tiny smoke run on two classes of the fake Fashion-MNIST: ``test_scores`` of its saved
+    model (left in train mode) gives the test_* numbers its train stage wrote, and keeps the mode."""
+    import json
+
+    from labflow.frame import base
+
+    def edit(raw):
+        raw["lab21"]["data"] |= {"domain_a": "c0", "domain_b": "c1"}
+        raw["lab21"]["variants"] = {"identity": raw["lab21"]["variants"]["identity"]}
+
+    ctx = base.LabContext("lab21", params(edit=edit), progress=False)
+    lab.preprocess(ctx)
+    lab.train(ctx, "identity")
+    written = json.loads((ctx.results_dir("identity") / "metrics.json").read_text())
+    model = lab.load_cyclegan(ctx.model_dir("identity") / "model.pt").train()
+    scores = lab.test_scores(ctx, "identity", model)
+    assert set(scores) == {"test_cycle_l1_aba", "test_cycle_l1_bab", "test_identity_l1", "test_change_l1"}
+    assert scores == pytest.approx({k: written[k] for k in scores}, rel=1e-6)
+    assert model.training

@@ -130,3 +130,34 @@ def test_traversal_varies_the_two_highest_kl_dimensions_over_prior_quantiles():
     z_corner[0, 1], z_corner[0, 3] = float(values[0]), float(values[-1])
     top_left = torch.sigmoid(model.decode(z_corner)).view(4, 4).detach().numpy()
     assert images[0, 0] == pytest.approx(top_left, abs=1e-6)
+
+
+def test_test_scores_reproduce_the_test_metrics_the_train_stage_wrote(tmp_path, monkeypatch):
+    """A tiny smoke run on fake digits: ``test_scores`` of its saved model (left in train mode) gives
+    the test ELBO and its parts the train stage wrote (the same seeded draws of z), and keeps the mode."""
+    import json
+
+    from canvas_fixture import params
+    from labflow.data.datasets import ImageData
+    from labflow.frame import base
+
+    rng = np.random.default_rng(0)
+    fake = ImageData(rng.integers(0, 256, (120, 28, 28), dtype=np.uint8), np.arange(120) % 10,
+                     rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40) % 10, [str(i) for i in range(10)])
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    monkeypatch.setattr("labflow.data.load_images", lambda _dest: fake)
+
+    def edit(raw):
+        raw["lab22"]["data"] |= {"train_size": None, "test_size": None}
+        raw["lab22"]["train"] |= {"hidden": [32, 16], "batch_size": 32}
+        raw["lab22"]["variants"] = {"latent2": raw["lab22"]["variants"]["latent2"]}
+
+    ctx = base.LabContext("lab22", params(edit=edit), progress=False)
+    lab.preprocess(ctx)
+    lab.train(ctx, "latent2")
+    written = json.loads((ctx.results_dir("latent2") / "metrics.json").read_text())
+    model = lab.load_model(ctx.model_dir("latent2") / "model.pt").train()
+    scores = lab.test_scores(ctx, "latent2", model)
+    assert set(scores) == {"test_elbo", "test_recon", "test_kl"}
+    assert scores == pytest.approx({k: written[k] for k in scores}, rel=1e-6)
+    assert model.training

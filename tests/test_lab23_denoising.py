@@ -91,3 +91,34 @@ def test_the_output_bias_starts_at_the_mean_pixel_and_nothing_else_changes():
     a, b = course.state_dict(), ours.state_dict()
     changed = [k for k in a if not torch.equal(a[k], b[k])]
     assert changed == ["6.bias"]  # the last transposed convolution's bias, nothing else
+
+
+def test_test_scores_reproduce_the_test_metrics_the_train_stage_wrote(tmp_path, monkeypatch):
+    """A tiny smoke run on fake digits: ``test_scores`` of its saved model (left in train mode) gives
+    the test_* scores the train stage wrote (the same seeded test noise), and keeps the mode."""
+    import json
+
+    from canvas_fixture import params
+    from labflow.data.datasets import ImageData
+    from labflow.frame import base
+
+    rng = np.random.default_rng(0)
+    fake = ImageData(rng.integers(0, 256, (120, 28, 28), dtype=np.uint8), np.arange(120) % 10,
+                     rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40) % 10, [str(i) for i in range(10)])
+    monkeypatch.setenv("LABFLOW_ROOT", str(tmp_path))
+    monkeypatch.setattr("labflow.data.load_images", lambda _dest: fake)
+
+    def edit(raw):
+        raw["lab23"]["data"] |= {"train_size": None, "test_size": None}
+        raw["lab23"]["train"] |= {"batch_size": 32}
+        raw["lab23"]["variants"] = {"sigma05": raw["lab23"]["variants"]["sigma05"]}
+
+    ctx = base.LabContext("lab23", params(edit=edit), progress=False)
+    lab.preprocess(ctx)
+    lab.train(ctx, "sigma05")
+    written = json.loads((ctx.results_dir("sigma05") / "metrics.json").read_text())
+    model = lab.load_model(ctx.model_dir("sigma05") / "model.pt")[0].train()
+    scores = lab.test_scores(ctx, "sigma05", model)
+    assert set(scores) == {"test_psnr", "test_psnr_pooled", "test_ssim", "test_mse"}
+    assert scores == pytest.approx({k: written[k] for k in scores}, rel=1e-6)
+    assert model.training

@@ -11,7 +11,8 @@ A lab's ``__init__.py`` may say:
 - ``DATA_FROM = "lab16"``: it uses that lab's processed data instead of preprocessing its own.
 
 A lab that trains models has ``test_scores(ctx, variant, model) -> {"test_<metric>": value}`` in
-``lab.py``: the test metrics its stages record for that variant, computed for *any* model of it,
+``lab.py``: the test metrics its stages record for that variant (a GAN, which has no test split:
+its evaluate stage's sample scores, under their own names), computed for *any* model of it,
 by the same code the stages use. The model may be the one just trained or the one MLflow loads
 back (``pt2``: an exported graph in eval mode, forward only; ``pickle``: the module), so a test
 can check that every logged model reproduces its logged numbers.

@@ -337,12 +337,33 @@ def load_model(ctx: base.LabContext, variant: str):
 @torch.no_grad()
 def predict(model, split: DetectionSplit, device) -> list[dict[str, torch.Tensor]]:
     """Eval-mode detections for every image of ``split`` (boxes, scores, labels on the CPU)."""
-    model.eval()
+    from labflow.nets.common import evaluating
+
     out = []
-    for idx in split.chunks():
-        images = split.images(idx).to(device).contiguous(memory_format=torch.channels_last)
-        out += [{k: v.cpu() for k, v in d.items()} for d in model(list(images))]
+    with evaluating(model):
+        for idx in split.chunks():
+            images = split.images(idx).to(device).contiguous(memory_format=torch.channels_last)
+            out += [{k: v.cpu() for k, v in d.items()} for d in model(list(images))]
     return out
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    Scored in the evaluate stage (``labs/lab12/dvc.yaml:evaluate``): COCO mAP, per-class AP@0.5 and
+    the course's formula on the test split, on the model's device."""
+    splits, meta = load_splits(ctx)
+    test = splits["test"]
+    return _test_scores(model, test, test.targets(torch.arange(len(test))), meta["classes"],
+                        next(model.parameters()).device)[0]
+
+
+def _test_scores(model, test: DetectionSplit, targets: list[dict], classes: list[str],
+                 device) -> tuple[dict[str, float], list[dict]]:
+    """(``test_*`` scores, the detections) of the test split: what the evaluate stage records per variant."""
+    predictions = predict(model, test, device)
+    scores = {f"test_{k}": v for k, v in detection_metrics(predictions, targets, classes).items()}
+    return scores | {"test_seed_formula": seed_formula(predictions, targets)}, predictions
 
 
 def detection_metrics(predictions: list[dict], targets: list[dict], classes: list[str]) -> dict[str, float]:
@@ -403,15 +424,12 @@ def evaluate(ctx: base.LabContext) -> None:
     classes = meta["classes"]
     predictions, table = {}, []
     for variant, r in results.items():
-        model = load_model(ctx, variant)
-        predictions[variant] = predict(model, test, ctx.device)
-        scores = detection_metrics(predictions[variant], targets, classes)
-        seed_value = seed_formula(predictions[variant], targets)
-        r["metrics"] |= {f"test_{k}": v for k, v in scores.items()} | {"test_seed_formula": seed_value}
+        scores, predictions[variant] = _test_scores(load_model(ctx, variant), test, targets, classes, ctx.device)
+        r["metrics"] |= scores
         v, m = ctx.cfg.variants[variant], r["metrics"]
-        table.append({"variant": variant, "arch": v.arch, "test_mAP@0.5": scores["map_50"],
-                      "test_mAP@[.5:.95]": scores["map"], "test_mAR@100": scores["mar_100"],
-                      "course_formula (not a mAP)": seed_value, "parameters": m.get("parameters", 0),
+        table.append({"variant": variant, "arch": v.arch, "test_mAP@0.5": scores["test_map_50"],
+                      "test_mAP@[.5:.95]": scores["test_map"], "test_mAR@100": scores["test_mar_100"],
+                      "course_formula (not a mAP)": scores["test_seed_formula"], "parameters": m.get("parameters", 0),
                       "updates": m.get("updates", 0), "train_seconds": m["train_seconds"]})
     figures = _figures(ctx, results, test, targets, predictions, classes, meta)
     base.publish_comparison(ctx, results, table=table, figures=figures,

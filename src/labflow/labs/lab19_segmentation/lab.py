@@ -222,10 +222,10 @@ def per_image_iou(stats) -> np.ndarray:
 @torch.no_grad()
 def predict(model, images: torch.Tensor, normalise: Normalise, chunk: int = EVAL_CHUNK) -> torch.Tensor:
     """Foreground probabilities (eval mode), float32 N x 1 x S x S on the CPU."""
-    was_training = model.training
-    model.eval()
-    out = [torch.sigmoid(model(normalise(images[i:i + chunk]))).cpu() for i in range(0, len(images), chunk)]
-    model.train(was_training)
+    from labflow.nets.common import evaluating
+
+    with evaluating(model):
+        out = [torch.sigmoid(model(normalise(images[i:i + chunk]))).cpu() for i in range(0, len(images), chunk)]
     return torch.cat(out)
 
 
@@ -314,9 +314,9 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         # Every training seed's run scores the test split here (the seed bands compare them);
         # the evaluate stage draws the primary seed's predictions.
         last = result.history[-1]
-        test = split_scores(predict(m, data["images_test"], normalise), data["masks_test"])
+        test, _ = _scored_test(m, data, normalise)
         fit = split_scores(predict(m, images[:FIT_IMAGES], normalise), masks[:FIT_IMAGES])
-        return ({k: last[k] for k in last if k.startswith("val_")} | {f"test_{k}": x for k, x in test.items()}
+        return ({k: last[k] for k in last if k.startswith("val_")} | test
                 | {"train_iou": fit["iou"], "parameters": count_parameters(m)})
 
     return base.train_variant(
@@ -336,6 +336,22 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 # --------------------------------------------------------------------------- evaluation (test split)
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    Its inputs normalised as the train stage normalised them (params' encoder weights, the
+    training images' statistics), on the model's device."""
+    data, meta = load_splits(ctx)
+    mean, std = normalisation(meta, ctx.cfg.model.encoder_weights)
+    return _scored_test(model, data, Normalise(mean, std, next(model.parameters()).device))[0]
+
+
+def _scored_test(model, data, normalise: Normalise) -> tuple[dict[str, float], torch.Tensor]:
+    """(``test_*`` scores, foreground probabilities) of the test images: what the train and evaluate stages record."""
+    probs = predict(model, data["images_test"], normalise)
+    return {f"test_{k}": x for k, x in split_scores(probs, data["masks_test"]).items()}, probs
 
 
 def load_model(ctx: base.LabContext, variant: str):
@@ -360,17 +376,16 @@ def evaluate(ctx: base.LabContext) -> None:
     for variant, r in results.items():
         # The primary seed's model (params.yaml: seed), rescored here: its predictions are drawn below.
         model, normalise = load_model(ctx, variant)
-        probs = predict(model, test_x, normalise)
+        scores, probs = _scored_test(model, data, normalise)
         stats = pixel_stats(probs, test_y)
-        scores = split_scores(probs, test_y)
         fit = split_scores(predict(model, data["images_train"][:FIT_IMAGES], normalise),
                            data["masks_train"][:FIT_IMAGES])
         predictions[variant], per_image[variant] = probs, per_image_iou(stats)
-        r["metrics"] |= {f"test_{k}": x for k, x in scores.items()} | {"train_iou": fit["iou"]}
+        r["metrics"] |= scores | {"train_iou": fit["iou"]}
         v, m = ctx.cfg.variants[variant], r["metrics"]
         table.append({"variant": variant, "loss": "Dice" if v.loss == "dice" else f"Dice + {v.bce_weight:g} x BCE",
-                      "test_IoU": scores["iou"], "test_Dice": scores["dice"],
-                      "test_IoU_per_image": scores["iou_per_image"], "test_BCE": scores["bce_loss"],
+                      "test_IoU": scores["test_iou"], "test_Dice": scores["test_dice"],
+                      "test_IoU_per_image": scores["test_iou_per_image"], "test_BCE": scores["test_bce_loss"],
                       "train_IoU": fit["iou"], "parameters": m.get("parameters", 0),
                       "updates": m.get("updates", 0), "train_seconds": m.get("train_seconds", 0.0)})
     rule = f"grey {'>' if bright else '<'} {level}"

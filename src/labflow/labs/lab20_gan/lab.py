@@ -316,9 +316,11 @@ def load_judge(ctx: base.LabContext, data: dict, device):
 
 def sample(gan: GAN, n: int, seed: int, device, chunk: int = 500) -> torch.Tensor:
     """``n`` images from noise seeded by ``seed``: every variant gets the same noise vectors."""
+    from labflow.nets.common import evaluating
+
     z = fixed_noise(seed, n, gan.latent_dim)
-    gan = gan.to(device).eval()
-    with torch.no_grad():
+    gan = gan.to(device)
+    with torch.no_grad(), evaluating(gan):
         return torch.cat([gan(z[i:i + chunk].to(device)).cpu() for i in range(0, n, chunk)])
 
 
@@ -346,6 +348,32 @@ def score(judge, real_test: torch.Tensor, images: torch.Tensor, n_classes: int) 
     return Scorer(judge, real_test, n_classes)(images)
 
 
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    Scored in the evaluate stage (``labs/lab20/dvc.yaml:evaluate``), whose keys these are: as many
+    samples as real test images, from the evaluation noise (seeded by params' seed), judged against
+    the test images by the same judge (lab 10's CNN, or one trained here), on the model's device."""
+    data, meta = load_processed(ctx.processed_dir)
+    device = next(model.parameters()).device
+    judge, _ = load_judge(ctx, data, device)
+    scorer = Scorer(judge, data["x_test"], len(meta["classes"]))
+    scores, _ = _scored_sample(model, scorer, ctx, len(data["x_test"]), device)
+    return _logged(scores)
+
+
+def _scored_sample(gan: GAN, scorer: Scorer, ctx: base.LabContext, n: int, device) -> tuple[dict, torch.Tensor]:
+    """(scores, images) of ``n`` samples of ``gan`` from the evaluation noise: the same noise for every
+    variant and training seed (params' seed, not the training seed)."""
+    images = sample(gan, n, ctx.params.seed + EVAL_NOISE_SEED_OFFSET, device)
+    return scorer(images), images
+
+
+def _logged(scores: dict) -> dict[str, float]:
+    """The numbers of a sample's scores (not its class histogram): what a variant's metrics record."""
+    return {k: v for k, v in scores.items() if not isinstance(v, list)}
+
+
 def evaluate(ctx: base.LabContext) -> None:
     from labflow.plots import figures as figs
 
@@ -363,12 +391,10 @@ def evaluate(ctx: base.LabContext) -> None:
     reference = scorer(data["x_train"][:n])
     scores = {"real training images (reference)": reference}
     samples = {}
-    noise_seed = ctx.params.seed + EVAL_NOISE_SEED_OFFSET  # the same noise for every variant and training seed
     for variant, r in results.items():
         for seed, run in r["seeds"].items():  # every training seed's generator, for the seed bands
-            images = sample(load_gan(ctx.model_dir(variant, seed) / "model.pt"), n, noise_seed, device)
-            s = scorer(images)
-            run["metrics"].update({k: v for k, v in s.items() if not isinstance(v, list)})
+            s, images = _scored_sample(load_gan(ctx.model_dir(variant, seed) / "model.pt"), scorer, ctx, n, device)
+            run["metrics"].update(_logged(s))
             if seed == ctx.params.seed:
                 samples[variant], scores[variant] = images, s
         r["metrics"] = r["seeds"][ctx.params.seed]["metrics"]

@@ -285,17 +285,25 @@ def l1(x: torch.Tensor, y: torch.Tensor) -> float:
 
 def held_out_measures(m: CycleGAN, a: torch.Tensor, b: torch.Tensor, device) -> dict[str, float]:
     """Cycle, identity and change L1 on test images of both domains (pixels in [-1, 1]), in eval mode."""
-    was_training = m.training
-    m.eval()
-    fake_b, fake_a = translate(m.g_ab, a, device), translate(m.g_ba, b, device)
-    out = {
-        "test_cycle_l1_aba": l1(translate(m.g_ba, fake_b, device), a),
-        "test_cycle_l1_bab": l1(translate(m.g_ab, fake_a, device), b),
-        "test_identity_l1": (l1(translate(m.g_ba, a, device), a) + l1(translate(m.g_ab, b, device), b)) / 2,
-        "test_change_l1": (l1(fake_b, a) + l1(fake_a, b)) / 2,
-    }
-    m.train(was_training)
-    return out
+    from labflow.nets.common import evaluating
+
+    with evaluating(m):
+        fake_b, fake_a = translate(m.g_ab, a, device), translate(m.g_ba, b, device)
+        return {
+            "test_cycle_l1_aba": l1(translate(m.g_ba, fake_b, device), a),
+            "test_cycle_l1_bab": l1(translate(m.g_ab, fake_a, device), b),
+            "test_identity_l1": (l1(translate(m.g_ba, a, device), a) + l1(translate(m.g_ab, b, device), b)) / 2,
+            "test_change_l1": (l1(fake_b, a) + l1(fake_a, b)) / 2,
+        }
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
+
+    The held-out L1 measures the train stage logs (``held_out_measures``, on the model's device);
+    the domain classifier's target shares are the evaluate stage's, not a run's."""
+    data, _ = load_processed(ctx.processed_dir)
+    return held_out_measures(model, data["a_test"], data["b_test"], next(model.parameters()).device)
 
 
 # --------------------------------------------------------------------------- train

@@ -145,18 +145,18 @@ def vae_loss(model: VAE, batch) -> torch.Tensor:
 @torch.no_grad()
 def elbo_metrics(model: VAE, x: torch.Tensor, prefix: str, seed: int) -> dict[str, float]:
     """ELBO, reconstruction and KL in nats per image, one seeded sample of z per image."""
-    was_training = model.training
-    model.eval()
+    from labflow.nets.common import evaluating
+
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     recon_sum = kl_sum = 0.0
-    for i in range(0, len(x), EVAL_CHUNK):
-        xc = x[i: i + EVAL_CHUNK].to(device)
-        logits, mu, logvar = model(xc, generator)
-        recon, kl = elbo_parts(logits, xc, mu, logvar)
-        recon_sum += recon.sum().item()
-        kl_sum += kl.sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(x), EVAL_CHUNK):
+            xc = x[i: i + EVAL_CHUNK].to(device)
+            logits, mu, logvar = model(xc, generator)
+            recon, kl = elbo_parts(logits, xc, mu, logvar)
+            recon_sum += recon.sum().item()
+            kl_sum += kl.sum().item()
     n = len(x)
     return {f"{prefix}_elbo": -(recon_sum + kl_sum) / n, f"{prefix}_recon": recon_sum / n, f"{prefix}_kl": kl_sum / n}
 
@@ -195,7 +195,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
     def final_metrics(m, _result):
         mu, _ = posterior_means(m, data["x_test"])
-        return (elbo_metrics(m, data["x_test"], "test", ctx.params.seed) | evaluate(m)
+        return (_test_scores(m, data, ctx.params.seed) | evaluate(m)
                 | {"active_dims": active_dimensions(mu), "parameters": parameters})
 
     return base.train_variant(
@@ -205,6 +205,17 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "epochs": t.epochs, "dataset": meta["dataset"], "parameters": parameters},
         model_info={"kind": "vae", "in_features": in_features, "hidden": list(t.hidden), "latent": v.latent},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data, ctx.params.seed)
+
+
+def _test_scores(model, data, seed: int) -> dict[str, float]:
+    """Test ELBO and its parts, z sampled from a generator seeded with the data seed (``seed``)."""
+    return elbo_metrics(model, data["x_test"], "test", seed)
 
 
 def load_model(path) -> VAE:

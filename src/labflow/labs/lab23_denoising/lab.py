@@ -106,12 +106,11 @@ def conv_autoencoder(channels: tuple[int, int] = (16, 8), in_channels: int = 1,
 
 @torch.no_grad()
 def denoise(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
+    from labflow.nets.common import evaluating
+
     device = next(model.parameters()).device
-    out = torch.cat([model(x[i: i + EVAL_CHUNK].to(device)).cpu() for i in range(0, len(x), EVAL_CHUNK)])
-    model.train(was_training)
-    return out
+    with evaluating(model):
+        return torch.cat([model(x[i: i + EVAL_CHUNK].to(device)).cpu() for i in range(0, len(x), EVAL_CHUNK)])
 
 
 def mse(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -143,13 +142,10 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         return {"val_mse": mse(denoise(m, noisy["val"]), data["x_val"])}
 
     def final_metrics(m, _result):
-        denoised = denoise(m, noisy["test"])
-        own = image_scores(denoised, data["x_test"])
+        own = _test_scores(m, data, noisy["test"])
         baseline = image_scores(noisy["test"], data["x_test"])  # doing nothing scores this
-        return (evaluate(m) | {f"test_{k}": x for k, x in own.items()}
-                | {f"noisy_test_{k}": x for k, x in baseline.items()}
-                | {"psnr_gain_db": own["psnr"] - baseline["psnr"], "test_mse": mse(denoised, data["x_test"]),
-                   "parameters": parameters})
+        return (evaluate(m) | own | {f"noisy_test_{k}": x for k, x in baseline.items()}
+                | {"psnr_gain_db": own["test_psnr"] - baseline["psnr"], "parameters": parameters})
 
     return base.train_variant(
         ctx, variant, model=model, optimizer=optimizer, batches=batches, loss_fn=loss_fn,
@@ -160,6 +156,19 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
         model_info={"kind": "conv_autoencoder", "channels": list(t.channels), "in_channels": data["x_train"].shape[1],
                     "noise_std": v.noise_std, "mean_pixel": mean_pixel},
     )
+
+
+def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    data, _ = load_processed(ctx.processed_dir)
+    return _test_scores(model, data, noisy_split(data, "test", ctx.variant_cfg(variant).noise_std, ctx.params.seed))
+
+
+def _test_scores(model, data, noisy_test: torch.Tensor) -> dict[str, float]:
+    """The denoised test digits (noise fixed by the data seed) scored against the clean ones."""
+    denoised = denoise(model, noisy_test)
+    own = image_scores(denoised, data["x_test"])
+    return {f"test_{k}": x for k, x in own.items()} | {"test_mse": mse(denoised, data["x_test"])}
 
 
 def load_model(path) -> tuple[nn.Module, dict]:
