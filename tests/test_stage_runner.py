@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from labflow.frame import runner as stage_runner
-from conftest import copy_repo
+from conftest import copy_repo, read_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -540,3 +540,84 @@ def test_with_a_bad_idle_setting_the_runner_still_starts(bare_python, short_runt
         assert int((tmp_path / "two").read_text()) != second.pid  # served by the runner
     finally:
         runner.stop()
+
+
+# --------------------------------------------------------------------------- CUDA and fork
+#
+# CUDA does not survive fork: the runner must never initialise it, and each stage child must be
+# where the GPU is first asked for. No GPU here, so torch is told it has one: a sitecustomize on
+# PYTHONPATH (loaded by every process of the test, the runner included) makes
+# torch.cuda.is_available() answer True and log which process asked, and its parent.
+
+FAKE_CUDA_SITE = '''"""Test stand-in: torch sees one CUDA GPU; who asks is logged (what, pid, parent pid)."""
+import os
+
+import torch
+
+
+def _available():
+    with open(os.environ["FAKE_CUDA_LOG"], "a") as log:
+        log.write(f"is_available {os.getpid()} {os.getppid()}\\n")
+    return True
+
+
+torch.cuda.is_available = _available
+if os.environ.get("FAKE_CUDA_INITIALISED"):  # as if a warm-up import had initialised CUDA
+    torch.cuda.is_initialized = lambda: True
+'''
+
+
+def _gpu_repo_and_env(tmp_path: Path, runtime: Path, **extra) -> tuple[Path, dict]:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FAKE_CUDA_SITE)
+    repo = copy_repo(tmp_path / "repo", profile="smoke")
+    params = read_params(repo)
+    params["device"] = "cuda"  # preflight asks torch for it: the first CUDA call of a pipeline
+    write_params(repo, params)
+    env = _env(runtime, PYTHONPATH=str(site), FAKE_CUDA_LOG=str(tmp_path / "cuda.log"),
+               LABFLOW_TIMINGS=str(tmp_path / "timings.jsonl"), **extra)
+    return repo, env
+
+
+def _runner_log(runtime: Path) -> str:
+    log = runtime / f"labflow-runner-{os.getuid()}" / "runner.log"
+    return log.read_text() if log.exists() else ""
+
+
+@pytest.mark.slow
+def test_with_a_gpu_cuda_is_first_asked_for_in_the_stage_child_never_in_the_runner(tmp_path, short_runtime):
+    repo, env = _gpu_repo_and_env(tmp_path, short_runtime)
+    subprocess.run([sys.executable, "-m", "labflow.cli", "runner", "start"], env=env, check=True, capture_output=True)
+    sock = _socket(env)
+    deadline = time.monotonic() + 180
+    while not sock.exists():
+        assert time.monotonic() < deadline, _runner_log(short_runtime)
+        time.sleep(0.2)
+    try:
+        runner_pid = int(Path(f"{sock}.pid").read_text())
+        proc = _stage(repo, env, "stages/preflight.py")
+        assert proc.returncode == 0, proc.stderr
+        (child,) = _pids(tmp_path / "timings.jsonl")
+        asked = {(int(pid), int(parent)) for _, pid, parent in
+                 (line.split() for line in (tmp_path / "cuda.log").read_text().splitlines())}
+        assert asked == {(child, runner_pid)}  # the runner's child asked; the runner never did
+    finally:
+        subprocess.run([sys.executable, "-m", "labflow.cli", "runner", "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_a_runner_whose_warm_up_initialised_cuda_steps_aside(tmp_path, short_runtime):
+    repo, env = _gpu_repo_and_env(tmp_path, short_runtime, FAKE_CUDA_INITIALISED="1")
+    subprocess.run([sys.executable, "-m", "labflow.cli", "runner", "start"], env=env, check=True, capture_output=True)
+    deadline = time.monotonic() + 180
+    while "runner not started" not in _runner_log(short_runtime):
+        assert time.monotonic() < deadline, _runner_log(short_runtime)
+        time.sleep(0.2)
+    assert "torch initialised CUDA during warm-up" in _runner_log(short_runtime)
+    assert not _socket(env).exists()
+    caller = subprocess.Popen([sys.executable, "stages/preflight.py"], cwd=repo, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = caller.communicate(timeout=300)
+    assert caller.returncode == 0, err
+    assert _pids(tmp_path / "timings.jsonl") == [caller.pid]  # in its own process, where CUDA works

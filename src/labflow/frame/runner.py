@@ -29,6 +29,9 @@ Safety rails:
   stages after it); the runner exits after ``LABFLOW_RUNNER_IDLE_S`` seconds
   (default 60) with nothing to do; ``labflow runner stop`` signals the runner
   alone (its pid file): stages it is running finish and report to their callers;
+- CUDA does not survive ``fork``: the runner never initialises it (``device: auto`` is
+  resolved in each stage's child) and, if a warm-up import did, it does not serve
+  (``cuda_touched``): stages then run in their own processes;
 - ``LABFLOW_STAGE_RUNNER=0`` turns it off (every stage in its own process, as
   before); it is on by default on Linux only (fork with macOS system libraries is
   unsafe).
@@ -349,15 +352,43 @@ def warm_up() -> list[str]:
 def warm_export() -> bool:
     """Trace a tiny CPU model once with ``torch.export``, so each stage's model logging (pt2,
     ``labflow.tracking.runs.Run.log_model``) skips the tracer's first-use setup (~1.2 s here).
-    CPU tensors only: CUDA is never initialised in the runner (a forked child could not use it)."""
+
+    Without asking for a GPU: export's fake-tensor mode calls ``torch.cuda.is_available()``,
+    which on a machine with one initialises the CUDA driver (``cuInit``), and a stage forked from
+    the runner then could not use CUDA. The trace is on CPU, so for its length torch is told
+    there is none (found by tests/test_stage_runner.py's CUDA tests)."""
     try:
         import torch
 
         model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval()
-        torch.export.export(model, (torch.zeros(2, 4),), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+        asks = torch.cuda.is_available
+        torch.cuda.is_available = lambda: False
+        try:
+            torch.export.export(model, (torch.zeros(2, 4),), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+        finally:
+            torch.cuda.is_available = asks
     except Exception:  # noqa: BLE001 - an export problem shows in the stage, not here
         return False
     return True
+
+
+def cuda_touched() -> str:
+    """Why this process may have initialised CUDA ("" if it has not), asked without touching it.
+
+    CUDA does not survive ``fork``: a child of a process that initialised it fails at its first
+    CUDA call. So the runner never initialises CUDA (warm-up imports libraries and traces on CPU;
+    ``device: auto`` is resolved in each stage's child) and checks this before it serves: torch's
+    own flag, and the driver library in the process's memory (loaded by any CUDA call, even
+    ``torch.cuda.is_available()``)."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    if cuda is not None and cuda.is_initialized():
+        return "torch initialised CUDA during warm-up"
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return ""
+    return "the CUDA driver (libcuda) was loaded during warm-up" if "/libcuda.so" in maps else ""
 
 
 def warm_mlflow_package_map() -> bool:
@@ -401,6 +432,12 @@ def serve(path: Path, idle_s: float | None = None) -> int:
         raise
     import threading
 
+    touched = cuda_touched()
+    if touched:  # a child forked from here could not use the GPU: stages run in their own processes
+        _log(f"runner not started: {touched}; a stage forked from it could not use CUDA, so stages run "
+             "in their own processes")
+        _remove_own_pidfile(pidfile)
+        return 1
     if threading.active_count() > 1:  # fork copies only the calling thread: refuse rather than risk it
         _log(f"runner not started: warm-up left {threading.active_count()} threads running")
         _remove_own_pidfile(pidfile)
