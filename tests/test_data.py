@@ -554,6 +554,22 @@ def test_failed_fetch_leaves_dest_untouched(server, tmp_path, monkeypatch):
     assert only(tmp_path / "c2") == sorted(ds.IDX_NAMES[:3])  # good downloads kept, no .part files
 
 
+def test_params_pins_replace_the_codes_for_a_mirror_whose_files_differ(server, tmp_path):
+    """MNIST's files are pinned in code; a mirror serving other bytes (here: small fixtures) is
+    refused unless params.yaml pins each of its files (data.mnist.online.pins)."""
+    files = fake_idx_files()
+    for n, body in files.items():
+        server.serve(f"/mirror/{n}", body)
+    with pytest.raises(ChecksumError):
+        fetch("mnist", "full", online(server, "/mirror"), tmp_path / "a", progress=False, cache=tmp_path / "c1")
+    mirror = OnlineSource(base_url=server.url + "/mirror", retries=0, timeout_s=2.0,
+                          pins={n: sha(b).upper() for n, b in files.items()})
+    manifest = fetch("mnist", "full", mirror, tmp_path / "b", progress=False, cache=tmp_path / "c2")
+    assert manifest["source"].startswith("online: ") and manifest["dataset"] == "mnist"
+    with pytest.raises(ValueError, match="pattern"):
+        OnlineSource(base_url="http://x/", pins={"a.gz": "not-a-sha256"})
+
+
 def test_unknown_names(tmp_path):
     known = ["cifar10", "credit_default", "elecdemand", "fashion_mnist", "flowers", "horse2zebra", "house_prices",
              "imdb", "melbourne_temp", "mnist", "resnet18_imagenet", "sentence_pairs", "titanic", "voc2007"]

@@ -771,7 +771,11 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def _pinned_sha256(remote: RemoteFile, online, name: str) -> str:
-    """The file's sha256: from the code, else from params.yaml (``data.<name>.online.sha256``)."""
+    """The file's sha256: params.yaml's ``data.<name>.online.pins[<file>]`` (a mirror whose files
+    differ), else the code's pin, else params.yaml's ``data.<name>.online.sha256``."""
+    pinned = (getattr(online, "pins", None) or {}).get(remote.name)
+    if pinned:
+        return pinned.lower()
     if remote.sha256:
         return remote.sha256
     sha256 = getattr(online, "sha256", None)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import copy
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, create_model, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, StringConstraints, ValidationError, create_model,
+                      model_validator)
 
 PROFILES = ("smoke", "quick", "full")
 Profile = Literal["smoke", "quick", "full"]
@@ -60,6 +61,9 @@ class OnlineSource(Strict):
     base_url: str = Field(min_length=1)
     retries: int = Field(3, ge=0, le=10)
     timeout_s: float = Field(60.0, gt=0)
+    # file name -> sha256 replacing the one pinned in code, for a mirror whose files differ (and
+    # the full-profile rehearsal's fixtures). Empty: the code's pins.
+    pins: dict[str, Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]] = {}
 
 
 class DatasetSources(Strict):
