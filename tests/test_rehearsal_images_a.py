@@ -213,3 +213,19 @@ def test_cats_vs_dogs_folder_feeds_lab07(server, tmp_path, monkeypatch, raw_para
     assert data.x_train.shape == (144, 64, 64, 3) and data.classes == ["cat", "dog"]
     seen = _preprocess_all_users("cats_vs_dogs")
     assert seen["lab07"] == {"batch": 64, "train": 130, "val": 14, "test": 36}
+
+
+def test_kaggles_capitalised_cat_and_dog_folders_are_found(tmp_path):
+    """Kaggle's PetImages unpacks to Cat/ and Dog/ (params.yaml names it as a valid folder): found on a
+    case-sensitive file system too, with the same images and split as cat/ and dog/."""
+    from labflow.data.folder import fetch_folder
+    from labflow.frame.config import ImageFolderSource
+
+    folder = Path(images_a.build_cats_vs_dogs(tmp_path / "fixture", np.random.default_rng(0)).params["folder"])
+    lower = fetch_folder("cats_vs_dogs", "full", ImageFolderSource(folder=str(folder)), tmp_path / "lower")
+    for cls in ("cat", "dog"):
+        (folder / cls).rename(folder / cls.capitalize())
+    upper = fetch_folder("cats_vs_dogs", "full", ImageFolderSource(folder=str(folder)), tmp_path / "upper")
+    assert upper["skipped_unreadable"] == ["Cat/666.jpg"] and upper["classes"] == ["cat", "dog"]
+    assert (upper["n_train"], upper["n_test"]) == (lower["n_train"], lower["n_test"]) == (144, 36)
+    assert upper["files"] == lower["files"]

@@ -6,6 +6,8 @@ from a folder named in params.yaml, e.g. ``data.cats_vs_dogs.folder``::
 
     <folder>/cat/*.jpg   <folder>/dog/*.jpg
 
+A class folder may differ in case only (Kaggle's PetImages has ``Cat/`` and ``Dog/``).
+
 The images are centre-cropped to a square, resized to ``image_size`` and written
 as the standard ``images.npz`` (uint8 N×H×W×3) with a stratified train/test split,
 so labs read them like any other image data set (:func:`labflow.data.load_images`).
@@ -58,13 +60,23 @@ USER_FOLDER_DATASETS: dict[str, FolderSpec] = {
 }
 
 
+def _class_folder(root: Path, cls: str) -> Path:
+    """``root/cls``, or else the one subfolder whose name differs from it in case only (Kaggle's
+    PetImages unpacks to ``Cat/`` and ``Dog/``; a case-sensitive file system would not find ``cat/``)."""
+    exact = root / cls
+    if exact.is_dir():
+        return exact
+    matches = [p for p in root.iterdir() if p.is_dir() and p.name.lower() == cls.lower()]
+    return matches[0] if len(matches) == 1 else exact
+
+
 def _class_files(root: Path, spec: FolderSpec, key: str) -> dict[str, list[Path]]:
     need = f"a folder with subfolders {', '.join(f'{c}/' for c in spec.classes)} holding images ({', '.join(IMAGE_SUFFIXES)})"
     if not root.is_dir():
         raise DataError(f"{key}: '{root}' is not a folder. Set {key} in params.yaml to {need}.")
     files = {}
     for cls in spec.classes:
-        sub = root / cls
+        sub = _class_folder(root, cls)
         found = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if sub.is_dir() else []
         if not found:
             what = "has no images" if sub.is_dir() else "is missing"
