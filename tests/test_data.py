@@ -489,7 +489,9 @@ def pinned_online(server, sha256=None, folder="/data/v1/download/") -> "PinnedOn
 
 def test_fetch_online_credit_default_with_the_sha256_from_params(server, tmp_path, monkeypatch):
     server.serve("/data/v1/download/1673544/creditcard.arff", ARFF)  # OpenML's layout: <file id>/<name>
-    monkeypatch.setattr(ds, "CREDITCARD_MD5", hashlib.md5(ARFF).hexdigest())
+    spec = ds.DATASETS["credit_default"]
+    remote = dataclasses.replace(ds.CREDITCARD, md5=hashlib.md5(ARFF).hexdigest())
+    monkeypatch.setitem(ds.DATASETS, "credit_default", dataclasses.replace(spec, online_files=(remote,)))
     dest = tmp_path / "credit_default"
     m = fetch("credit_default", "full", pinned_online(server, sha(ARFF)), dest, progress=False, cache=tmp_path / "c")
     assert m["target"] == "Class" and m["classes"] == ["legitimate", "fraud"] and m["class_counts"] == [2, 1]
@@ -513,9 +515,26 @@ def test_credit_default_wrong_sha256_or_md5(server, tmp_path, monkeypatch):
     with pytest.raises(ChecksumError, match="data.credit_default.online.base_url"):
         fetch("credit_default", "full", pinned_online(server, "0" * 64), tmp_path / "cd", progress=False, cache=tmp_path / "c")
     # The sha256 the user pinned matches, but the file is not OpenML's (its MD5 differs).
-    with pytest.raises(DataError, match="not OpenML's published"):
+    with pytest.raises(DataError, match=r"not the publisher's.*data.credit_default.online.pins") as err:
         fetch("credit_default", "full", pinned_online(server, sha(ARFF)), tmp_path / "cd", progress=False, cache=tmp_path / "c")
+    assert ds.CREDITCARD_MD5 in str(err.value) and "OpenML 1597" in str(err.value)
     assert not (tmp_path / "cd").exists()
+
+
+def test_a_params_pin_replaces_the_publishers_md5_too(server, tmp_path):
+    """A mirror whose creditcard.arff differs from OpenML's (the rehearsal's fixture) cannot match
+    OpenML's MD5; pinned in data.credit_default.online.pins, its sha256 replaces every code pin."""
+    from labflow.frame.config import PinnedOnlineSource
+
+    server.serve("/data/v1/download/1673544/creditcard.arff", ARFF)
+    mirror = PinnedOnlineSource(base_url=server.url + "/data/v1/download/", retries=0, timeout_s=2.0,
+                                pins={"creditcard.arff": sha(ARFF)})
+    m = fetch("credit_default", "full", mirror, tmp_path / "cd", progress=False, cache=tmp_path / "c")
+    assert m["class_counts"] == [2, 1]
+    # Still the sha256 of the pin: a file other than the pinned one is refused.
+    server.serve("/data/v1/download/1673544/creditcard.arff", ARFF + b"0,0,0,'0'\n")
+    with pytest.raises(ChecksumError):
+        fetch("credit_default", "full", mirror, tmp_path / "cd2", progress=False, cache=tmp_path / "c2")
 
 
 def test_credit_default_real_source_is_openml_1597():

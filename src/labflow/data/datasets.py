@@ -68,6 +68,10 @@ class RemoteFile:
     path: str | None = None
     # For a file the user pins: how to check the copy they downloaded before pinning its sha256.
     pin_hint: str = ""
+    # The publisher's MD5 where it publishes no sha256 (OpenML): checked after the download, unless
+    # params.yaml pins the file in data.<name>.online.pins, which replaces every pin the code holds
+    # for it (a mirror whose file differs, the full-profile rehearsal's fixtures).
+    md5: str | None = None
 
     def url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/{self.path or self.name}"
@@ -136,7 +140,7 @@ CAL_HOUSING = RemoteFile("cal_housing.tgz", "aaa5c9a6afe2225cc2aed2723682ae40328
 # sha256 in params.yaml (data.credit_default.online.sha256) and we check the MD5 as well.
 CREDITCARD_MD5 = "178bcf9bb1f31a3dfe12d0e577884add"
 CREDITCARD = RemoteFile("creditcard.arff", None, "1673544/creditcard.arff",
-                        pin_hint=f"for OpenML 1597: `md5sum` must print {CREDITCARD_MD5}")
+                        pin_hint=f"for OpenML 1597: `md5sum` must print {CREDITCARD_MD5}", md5=CREDITCARD_MD5)
 
 DIGITS = [str(i) for i in range(10)]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -562,20 +566,10 @@ def read_arff(path: Path) -> pd.DataFrame:
 
 
 def _creditcard_online(files: dict[str, Path], folder: Path) -> dict:
-    """OpenML 1597 (creditcard.arff): Time, V1..V28 (PCA), Amount, Class (1 = fraud)."""
-    import hashlib
+    """OpenML 1597 (creditcard.arff): Time, V1..V28 (PCA), Amount, Class (1 = fraud).
 
+    Its MD5 (OpenML's published one, ``CREDITCARD.md5``) was checked by :func:`fetch`."""
     path = files[CREDITCARD.name]
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    if h.hexdigest() != CREDITCARD_MD5:
-        raise DataError(
-            f"{path}: its MD5 is {h.hexdigest()}, not OpenML's published {CREDITCARD_MD5} for data set 1597: "
-            "the file matches data.credit_default.online.sha256 but is not OpenML's creditcard.arff. "
-            "Check data.credit_default.online.base_url and the sha256 you pinned."
-        )
     df = read_arff(path)
     if "Class" not in df.columns:
         raise DataError(f"{path}: no 'Class' column (columns: {list(df.columns)[:5]}...); not the credit-card fraud set.")
@@ -789,6 +783,26 @@ def _pinned_sha256(remote: RemoteFile, online, name: str) -> str:
     return sha256
 
 
+def _check_md5(path: Path, remote: RemoteFile, online, name: str) -> None:
+    """The publisher's MD5 of a downloaded file (``remote.md5``), unless params.yaml pins the file in
+    ``data.<name>.online.pins``: that pin replaces the code's (a mirror's file differs by design)."""
+    import hashlib
+
+    if not remote.md5 or (getattr(online, "pins", None) or {}).get(remote.name):
+        return
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    if h.hexdigest() != remote.md5:
+        raise DataError(
+            f"{path}: its MD5 is {h.hexdigest()}, not {remote.md5}, the one its publisher gives for {remote.name} "
+            f"({remote.pin_hint}): the file matches data.{name}.online.sha256 but is not the publisher's. Check "
+            f"data.{name}.online.base_url and the sha256 you pinned; a mirror whose file differs on purpose is "
+            f"pinned in data.{name}.online.pins instead."
+        )
+
+
 def fetch(name: str, profile: str, online: OnlineSource | None, dest: str | os.PathLike,
           progress: bool = True, cache: str | os.PathLike | None = None) -> dict:
     """Build data set ``name`` for ``profile`` into ``dest`` and return its manifest.
@@ -816,6 +830,8 @@ def fetch(name: str, profile: str, online: OnlineSource | None, dest: str | os.P
                                  retries=online.retries, timeout=online.timeout_s, progress=progress, dataset=name)
                 for f in spec.online_files
             }
+            for f in spec.online_files:
+                _check_md5(files[f.name], f, online, name)
             extra = spec.build_online(files, build)
             source = f"online: {online.base_url}"
         elif spec.build_offline is None:
