@@ -740,6 +740,28 @@ def test_fetch_resnet18_weights_with_a_pinned_sha256(server, tmp_path, monkeypat
     assert ds.load_weights(dest).read_bytes() == body
 
 
+def test_fetch_resnet18_weights_without_batchnorm_counters(server, tmp_path, monkeypatch):
+    """torchvision's resnet18-f37072fd.pth is its 2017 state dict re-serialised (pytorch/vision#2068),
+    with no BatchNorm num_batches_tracked counters: accepted; a missing weight still is not."""
+    import torch
+    from torchvision.models import resnet18
+
+    state = {k: v for k, v in resnet18().state_dict().items() if not k.endswith("num_batches_tracked")}
+    for name, body_state in (("ok", state), ("bad", {k: v for k, v in state.items() if k != "layer4.1.bn2.bias"})):
+        buf = io.BytesIO()
+        torch.save(body_state, buf)
+        body = buf.getvalue()
+        server.serve(f"/{name}/resnet18-f37072fd.pth", body)
+        monkeypatch.setattr(ds, "RESNET18_IMAGENET_PREFIX", sha(body)[:8])
+        get = lambda: fetch("resnet18_imagenet", "full", pinned_online(server, sha(body), f"/{name}/"),  # noqa: E731
+                            tmp_path / name, progress=False, cache=tmp_path / f"c-{name}")
+        if name == "ok":
+            assert get()["sha256"] == sha(body) and ds.load_weights(tmp_path / name).read_bytes() == body
+        else:
+            with pytest.raises(DataError, match="not a torchvision ResNet18 state dict"):
+                get()
+
+
 def test_resnet18_weights_unpinned_wrong_prefix_or_not_a_resnet(server, tmp_path, monkeypatch, resnet18_weights):
     server.serve("/models/resnet18-f37072fd.pth", resnet18_weights)
     with pytest.raises(DataError) as err:

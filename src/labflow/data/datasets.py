@@ -320,8 +320,13 @@ def _resnet18_imagenet_online(files: dict[str, Path], folder: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
         raise DataError(f"{path}: not a PyTorch weights file ({err}); delete it and download it again.") from None
-    expected = {k: tuple(v.shape) for k, v in resnet18().state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    # torchvision's file is its 2017 state dict re-serialised (pytorch/vision#2068): it has no BatchNorm
+    # num_batches_tracked counters (PyTorch 0.4.1 added them), and BatchNorm loads a state dict without them.
+    def layout(items) -> dict:
+        return {k: tuple(v.shape) for k, v in items if not k.endswith(".num_batches_tracked")}
+
+    expected = layout(resnet18().state_dict().items())
+    got = layout(state.items()) if isinstance(state, dict) else {}
     if got != expected:
         raise DataError(f"{path}: not a torchvision ResNet18 state dict (keys or shapes differ); "
                         "check data.resnet18_imagenet.online.base_url.")
