@@ -748,15 +748,58 @@ def resnet18_weights() -> bytes:
     return buf.getvalue()
 
 
+def published_prefix(monkeypatch, prefix: str) -> None:
+    """Make ``prefix`` the sha256 prefix torchvision "publishes" for resnet18-f37072fd.pth."""
+    spec = ds.DATASETS["resnet18_imagenet"]
+    remote = dataclasses.replace(ds.RESNET18_IMAGENET, sha256_prefix=prefix)
+    monkeypatch.setitem(ds.DATASETS, "resnet18_imagenet", dataclasses.replace(spec, online_files=(remote,)))
+
+
 def test_fetch_resnet18_weights_with_a_pinned_sha256(server, tmp_path, monkeypatch, resnet18_weights):
     body = resnet18_weights
     server.serve("/models/resnet18-f37072fd.pth", body)
-    monkeypatch.setattr(ds, "RESNET18_IMAGENET_PREFIX", sha(body)[:8])  # the fixture's own "published" prefix
+    published_prefix(monkeypatch, sha(body)[:8])  # the fixture's own "published" prefix
     dest = tmp_path / "w"
     m = fetch("resnet18_imagenet", "full", pinned_online(server, sha(body), "/models/"), dest, progress=False,
               cache=tmp_path / "c")
     assert m["kind"] == "weights" and m["sha256"] == sha(body)
     assert ds.load_weights(dest).read_bytes() == body
+
+
+def test_fetch_resnet18_weights_without_batchnorm_counters(server, tmp_path, monkeypatch):
+    """torchvision's resnet18-f37072fd.pth is its 2017 state dict re-serialised (pytorch/vision#2068),
+    with no BatchNorm num_batches_tracked counters: accepted; a missing weight still is not."""
+    import torch
+    from torchvision.models import resnet18
+
+    state = {k: v for k, v in resnet18().state_dict().items() if not k.endswith("num_batches_tracked")}
+    for name, body_state in (("ok", state), ("bad", {k: v for k, v in state.items() if k != "layer4.1.bn2.bias"})):
+        buf = io.BytesIO()
+        torch.save(body_state, buf)
+        body = buf.getvalue()
+        server.serve(f"/{name}/resnet18-f37072fd.pth", body)
+        published_prefix(monkeypatch, sha(body)[:8])
+        get = lambda: fetch("resnet18_imagenet", "full", pinned_online(server, sha(body), f"/{name}/"),  # noqa: E731
+                            tmp_path / name, progress=False, cache=tmp_path / f"c-{name}")
+        if name == "ok":
+            assert get()["sha256"] == sha(body) and ds.load_weights(tmp_path / name).read_bytes() == body
+        else:
+            with pytest.raises(DataError, match="not a torchvision ResNet18 state dict"):
+                get()
+
+
+def test_resnet18_weights_from_a_mirror_pinned_in_params_pins(server, tmp_path, resnet18_weights):
+    """A mirror serving another ResNet18 file (the rehearsal's stand-in) pins it in online.pins:
+    torchvision's published prefix is for torchvision's file, not for it."""
+    from labflow.frame.config import PinnedOnlineSource
+
+    body = resnet18_weights
+    assert not sha(body).startswith(ds.RESNET18_IMAGENET_PREFIX)
+    server.serve("/mirror/resnet18-f37072fd.pth", body)
+    mirror = PinnedOnlineSource(base_url=server.url + "/mirror/", retries=0, timeout_s=2.0,
+                                pins={ds.RESNET18_IMAGENET.name: sha(body)})
+    m = fetch("resnet18_imagenet", "full", mirror, tmp_path / "w", progress=False, cache=tmp_path / "c")
+    assert m["sha256"] == sha(body) and ds.load_weights(tmp_path / "w").read_bytes() == body
 
 
 def test_resnet18_weights_unpinned_wrong_prefix_or_not_a_resnet(server, tmp_path, monkeypatch, resnet18_weights):
@@ -766,14 +809,15 @@ def test_resnet18_weights_unpinned_wrong_prefix_or_not_a_resnet(server, tmp_path
               cache=tmp_path / "c")
     assert "data.resnet18_imagenet.online.sha256 is not set" in str(err.value) and "f37072fd" in str(err.value)
     assert server.hits == {}
-    # Pinned, but not torchvision's file: its sha256 lacks the published prefix.
-    with pytest.raises(DataError, match="does not start with f37072fd"):
+    # Pinned, but not torchvision's file: its sha256 lacks the published prefix (refused before downloading).
+    with pytest.raises(DataError, match="does not start with f37072fd.*data.resnet18_imagenet.online.pins"):
         fetch("resnet18_imagenet", "full", pinned_online(server, sha(resnet18_weights), "/models/"),
               tmp_path / "w", progress=False, cache=tmp_path / "c")
+    assert server.hits == {}
     # The right prefix, but not a ResNet18 state dict.
     junk = b"not a weights file"
     server.serve("/junk/resnet18-f37072fd.pth", junk)
-    monkeypatch.setattr(ds, "RESNET18_IMAGENET_PREFIX", sha(junk)[:8])
+    published_prefix(monkeypatch, sha(junk)[:8])
     with pytest.raises(DataError, match="not a PyTorch weights file"):
         fetch("resnet18_imagenet", "full", pinned_online(server, sha(junk), "/junk/"), tmp_path / "w",
               progress=False, cache=tmp_path / "c2")

@@ -72,6 +72,9 @@ class RemoteFile:
     # params.yaml pins the file in data.<name>.online.pins, which replaces every pin the code holds
     # for it (a mirror whose file differs, the full-profile rehearsal's fixtures).
     md5: str | None = None
+    # The start of the sha256 its publisher names it by (torchvision's "-f37072fd"): the sha256 the
+    # user pins (online.sha256) must start with it; a mirror's own file (online.pins) need not.
+    sha256_prefix: str = ""
 
     def url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/{self.path or self.name}"
@@ -295,19 +298,22 @@ def _flowers_online(files: dict[str, Path], folder: Path) -> dict:
 # torchvision's ResNet18 ImageNet weights (ResNet18_Weights.IMAGENET1K_V1, top-1 69.76%):
 # https://download.pytorch.org/models/resnet18-f37072fd.pth. torchvision publishes only the first
 # 8 hex digits of the file's sha256 (in its name; torch.hub checks that prefix), so the user pins
-# the full sha256 in params.yaml (data.resnet18_imagenet.online.sha256) and the prefix is checked too.
+# the full sha256 in params.yaml (data.resnet18_imagenet.online.sha256), which must start with that
+# prefix. A mirror serving another file (the rehearsal's stand-in) pins it in online.pins instead.
 RESNET18_IMAGENET_PREFIX = "f37072fd"
 RESNET18_IMAGENET = RemoteFile(
     f"resnet18-{RESNET18_IMAGENET_PREFIX}.pth", None,
     pin_hint=f"torchvision names it after its sha256: `sha256sum` must print a hash starting with "
              f"{RESNET18_IMAGENET_PREFIX}; `python -c \"import torchvision; torchvision.models.resnet18("
              f"weights='IMAGENET1K_V1')\"` downloads and checks it into ~/.cache/torch/hub/checkpoints/",
+    sha256_prefix=RESNET18_IMAGENET_PREFIX,
 )
 WEIGHTS = "weights.pth"
 
 
 def _resnet18_imagenet_online(files: dict[str, Path], folder: Path) -> dict:
-    """The weights file, checked against torchvision's published hash prefix and its ResNet18's layout."""
+    """The weights file (its sha256 checked against the pin, and the pin against torchvision's published
+    prefix, by :func:`fetch`), checked against torchvision's ResNet18 layout."""
     import torch
     from torchvision.models import resnet18
 
@@ -315,17 +321,17 @@ def _resnet18_imagenet_online(files: dict[str, Path], folder: Path) -> dict:
 
     path = files[RESNET18_IMAGENET.name]
     digest = sha256_file(path)
-    if not digest.startswith(RESNET18_IMAGENET_PREFIX):
-        raise DataError(f"{path}: its sha256 {digest} does not start with {RESNET18_IMAGENET_PREFIX}, the prefix "
-                        f"torchvision publishes for {RESNET18_IMAGENET.name}: it matches "
-                        "data.resnet18_imagenet.online.sha256 but is not torchvision's file. Check that sha256 "
-                        "and data.resnet18_imagenet.online.base_url.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
         raise DataError(f"{path}: not a PyTorch weights file ({err}); delete it and download it again.") from None
-    expected = {k: tuple(v.shape) for k, v in resnet18().state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    # torchvision's file is its 2017 state dict re-serialised (pytorch/vision#2068): it has no BatchNorm
+    # num_batches_tracked counters (PyTorch 0.4.1 added them), and BatchNorm loads a state dict without them.
+    def layout(items) -> dict:
+        return {k: tuple(v.shape) for k, v in items if not k.endswith(".num_batches_tracked")}
+
+    expected = layout(resnet18().state_dict().items())
+    got = layout(state.items()) if isinstance(state, dict) else {}
     if got != expected:
         raise DataError(f"{path}: not a torchvision ResNet18 state dict (keys or shapes differ); "
                         "check data.resnet18_imagenet.online.base_url.")
@@ -766,7 +772,8 @@ def get_spec(name: str) -> DatasetSpec:
 
 def _pinned_sha256(remote: RemoteFile, online, name: str) -> str:
     """The file's sha256: params.yaml's ``data.<name>.online.pins[<file>]`` (a mirror whose files
-    differ), else the code's pin, else params.yaml's ``data.<name>.online.sha256``."""
+    differ), else the code's pin, else params.yaml's ``data.<name>.online.sha256`` (which must start
+    with the prefix the publisher names the file by, if it does)."""
     pinned = (getattr(online, "pins", None) or {}).get(remote.name)
     if pinned:
         return pinned.lower()
@@ -779,6 +786,12 @@ def _pinned_sha256(remote: RemoteFile, online, name: str) -> str:
             "that labflow could verify, so it will not download it unpinned. Download it once yourself "
             f"({remote.url(online.base_url)}), check it ({remote.pin_hint or 'against its publisher'}), "
             f"then put the output of `sha256sum {remote.name}` in data.{name}.online.sha256 and rerun."
+        )
+    if remote.sha256_prefix and not sha256.lower().startswith(remote.sha256_prefix):
+        raise DataError(
+            f"data.{name}.online.sha256 {sha256} does not start with {remote.sha256_prefix}, the prefix of "
+            f"{remote.name}'s sha256 that its publisher names it by: it is not that file's sha256. Check the "
+            f"sha256 you pinned; a mirror that serves another file pins it in data.{name}.online.pins."
         )
     return sha256
 

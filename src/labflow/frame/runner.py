@@ -87,7 +87,10 @@ WARM_MODULES = (
 )
 
 # Read by libraries at import time: a runner warmed under other values would ignore the caller's.
-_IMPORT_TIME_ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_", "CUDA_", "PYTORCH_", "TORCH", "PYTHON", "LD_", "MPL", "NUMEXPR_")
+# huggingface_hub (imported by torchmetrics in the warm-up) fixes its cache folder and offline mode
+# (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE; XDG_CACHE_HOME is HF_HOME's default).
+_IMPORT_TIME_ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_", "CUDA_", "PYTORCH_", "TORCH", "PYTHON", "LD_", "MPL",
+                             "NUMEXPR_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "XDG_CACHE_HOME")
 
 _HEADER = struct.Struct("!I")
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
