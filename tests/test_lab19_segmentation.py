@@ -383,48 +383,110 @@ def test_an_unset_segmentation_folder_says_what_to_set(tmp_path):
     assert not (tmp_path / "raw").exists()
 
 
-def _pets_cache(cache, names):
-    """A folder laid out as torchvision's OxfordIIITPet leaves it after its download."""
+def _pets_archives(folder, names) -> dict[str, bytes]:
+    """images.tar.gz and annotations.tar.gz laid out as Oxford-IIIT Pet's (images/, annotations/trimaps/, lists)."""
+    import io
+    import tarfile
+
     from PIL import Image
 
-    base_folder = cache / "oxford-iiit-pet"
-    (base_folder / "images").mkdir(parents=True)
-    (base_folder / "annotations" / "trimaps").mkdir(parents=True)
+    def encoded(array, fmt):
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, fmt)
+        return buf.getvalue()
+
+    members = {"images.tar.gz": {}, "annotations.tar.gz": {}}
     for split, ids in names.items():
-        (base_folder / "annotations" / f"{split}.txt").write_text("".join(f"{i} 1 1 1\n" for i in ids))
+        members["annotations.tar.gz"][f"annotations/{split}.txt"] = "".join(f"{i} 1 1 1\n" for i in ids).encode()
         for i in ids:
-            Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(base_folder / "images" / f"{i}.jpg")
+            members["images.tar.gz"][f"images/{i}.jpg"] = encoded(np.full((30, 40, 3), 120, np.uint8), "JPEG")
             trimap = np.full((30, 40), 2, np.uint8)  # background
             trimap[10:20, 10:30] = 1  # pet
             trimap[9, 10:30] = 3  # border
-            Image.fromarray(trimap).save(base_folder / "annotations" / "trimaps" / f"{i}.png")
+            members["annotations.tar.gz"][f"annotations/trimaps/{i}.png"] = encoded(trimap, "PNG")
+    out = {}
+    for archive, files in members.items():
+        with tarfile.open(folder / archive, "w:gz") as tar:
+            for name, body in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+        out[archive] = (folder / archive).read_bytes()
+    return out
 
 
-def test_oxford_pets_through_torchvisions_class_from_its_cache(tmp_path):
-    _pets_cache(tmp_path / "cache", {"trainval": ["cat_1", "dog_2", "dog_3"], "test": ["cat_4"]})
+def _pets_online(server, archives, **pins) -> SegmentationSource:
+    import hashlib
+
+    for name, body in archives.items():
+        server.serve(f"/pets/{name}", body)
+    pins = {name: hashlib.sha256(body).hexdigest() for name, body in archives.items()} | pins
+    return {"base_url": server.url + "/pets/", "retries": 0, "timeout_s": 5.0, "pins": pins}
+
+
+def test_oxford_pets_downloaded_checked_and_read_by_torchvisions_class(server, tmp_path):
+    archives = _pets_archives(tmp_path, {"trainval": ["cat_1", "dog_2", "dog_3"], "test": ["cat_4"]})
     # folder is set but unused: the source decides
-    src = SegmentationSource(source="oxford_pets", folder=str(tmp_path / "nowhere"), image_size=32)
-    manifest = fetch_segmentation("full", src, tmp_path / "raw", cache=tmp_path / "cache")
+    src = SegmentationSource(source="oxford_pets", folder=str(tmp_path / "nowhere"), image_size=32,
+                             online=_pets_online(server, archives))
+    manifest = fetch_segmentation("full", src, tmp_path / "raw", cache=tmp_path / "cache", progress=False)
     assert (manifest["n_train"], manifest["n_test"]) == (3, 1) and "pet (1) or border (3)" in manifest["mask_rule"]
+    assert manifest["source"].startswith(f"online: {server.url}/pets/")
     data = load_segmentation(tmp_path / "raw")
     assert data.x_train.shape == (3, 32, 32, 3) and data.source == "oxford_pets"
     expected = pet_foreground(np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(
         np.pad(np.full((11, 20), 1, np.uint8), ((9, 10), (10, 10)), constant_values=2)).resize((32, 32), 0)))
     assert np.array_equal(data.m_test[0], expected)
     assert pet_foreground(np.array([1, 2, 3])).tolist() == [1, 0, 1]
+    # the archives stay in the cache where torchvision kept them; nothing else is left there
+    assert sorted(p.name for p in (tmp_path / "cache" / "oxford-iiit-pet").iterdir()) == ["annotations.tar.gz",
+                                                                                        "images.tar.gz"]
+    fetch_segmentation("full", src, tmp_path / "raw2", cache=tmp_path / "cache", progress=False)
+    assert server.hits == {"/pets/images.tar.gz": 1, "/pets/annotations.tar.gz": 1}  # checked copies are reused
 
 
-def test_oxford_pets_unreachable_says_where_to_put_the_archives(tmp_path, monkeypatch):
-    import urllib.error
+def test_oxford_pets_default_host_and_pins():
+    from labflow.data import segmentation as seg
 
-    from torchvision.datasets import oxford_iiit_pet
+    from conftest import read_params
 
-    def unreachable(*a, **k):
-        raise urllib.error.URLError("no route to host")
+    assert SegmentationSource().online.base_url == "https://thor.robots.ox.ac.uk/pets/"
+    assert read_params()["data"]["segmentation"]["online"]["base_url"] == SegmentationSource().online.base_url
+    base_url = SegmentationSource().online.base_url
+    assert seg.PETS_IMAGES.url(base_url) == "https://thor.robots.ox.ac.uk/pets/images.tar.gz"
+    assert seg.PETS_IMAGES.sha256.startswith("67195c5e") and seg.PETS_ANNOTATIONS.sha256.startswith("52425fb6")
 
-    monkeypatch.setattr(oxford_iiit_pet, "download_and_extract_archive", unreachable)  # never touch the network
-    with pytest.raises(DataError, match="no route to host.*copy both archives into .*oxford-iiit-pet"):
-        fetch_segmentation("full", SegmentationSource(), tmp_path / "raw", cache=tmp_path / "c")
+
+def test_oxford_pets_with_a_wrong_checksum_stops_and_leaves_nothing(server, tmp_path):
+    archives = _pets_archives(tmp_path, {"trainval": ["cat_1"], "test": ["cat_4"]})
+    src = SegmentationSource(online=_pets_online(server, archives, **{"annotations.tar.gz": "0" * 64}))
+    with pytest.raises(DataError, match="annotations.tar.gz: checksum mismatch.*data.segmentation.online.base_url"):
+        fetch_segmentation("full", src, tmp_path / "raw", cache=tmp_path / "cache", progress=False)
+    assert not (tmp_path / "raw").exists()
+    assert not (tmp_path / "cache" / "oxford-iiit-pet" / "annotations.tar.gz").exists()
+    # Without a pin in params.yaml the code's (the real archives') applies: the fixture is refused too.
+    src = SegmentationSource(online={"base_url": server.url + "/pets/", "retries": 0, "timeout_s": 5.0})
+    with pytest.raises(DataError, match="images.tar.gz: checksum mismatch.*expected sha256 67195c5e"):
+        fetch_segmentation("full", src, tmp_path / "raw", cache=tmp_path / "cache", progress=False)
+
+
+def test_oxford_pets_archives_without_the_layout_say_so(server, tmp_path):
+    archives = _pets_archives(tmp_path, {"trainval": ["cat_1"]})  # no annotations/test.txt
+    src = SegmentationSource(online=_pets_online(server, archives))
+    with pytest.raises(DataError, match="no annotations/test.txt.*data.segmentation.online.base_url"):
+        fetch_segmentation("full", src, tmp_path / "raw", cache=tmp_path / "cache", progress=False)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_oxford_pets_unreachable_names_the_key(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a loopback port with nothing listening: never the network
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = SegmentationSource(online={"base_url": f"http://127.0.0.1:{port}/pets/", "retries": 0, "timeout_s": 2.0})
+    with pytest.raises(DataError, match="images.tar.gz: download failed.*data.segmentation.online.base_url"):
+        fetch_segmentation("full", src, tmp_path / "raw", cache=tmp_path / "c", progress=False)
     assert not (tmp_path / "raw").exists()
 
 

@@ -7,11 +7,14 @@ where it comes from; either way it becomes one raw format, ``segmentation.npz``:
 neighbours, so a mask stays a mask). Resizing to a square changes the aspect ratio of image
 and mask alike.
 
-- ``source: oxford_pets``: torchvision's ``OxfordIIITPet`` class downloads the two archives
-  (images and annotations, md5-checked by torchvision) into the download cache, once. Its
-  trimaps mark each pixel pet (1), background (2) or border (3); pet and border are
-  foreground, as in segmentation-models-pytorch's own Oxford Pet example. Its official
-  trainval/test lists are the train/test split.
+- ``source: oxford_pets``: labflow downloads the two archives (``images.tar.gz`` and
+  ``annotations.tar.gz``) from ``data.segmentation.online.base_url`` into the download cache,
+  checks their sha256 (pinned here; ``online.pins`` replaces a pin for a mirror), extracts
+  them into a temporary folder laid out as torchvision's ``OxfordIIITPet`` expects and reads
+  them with it (``download=False``: torchvision's own URLs are hard-coded, so no mirror could
+  serve them). Its trimaps mark each pixel pet (1), background (2) or border (3); pet and
+  border are foreground, as in segmentation-models-pytorch's own Oxford Pet example. Its
+  official trainval/test lists are the train/test split.
 - ``source: folder``: ``data.segmentation.folder``, laid out as ``images/<name>.<jpg|png|...>``
   and ``masks/<name>.png`` (the same ``<name>``). Masks are 0/255 (foreground above 127) or
   0/1 images; the split is fixed (its own seed, ``test_fraction`` of the pairs).
@@ -33,7 +36,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labflow.data.download import DataError
+from labflow.data.datasets import RemoteFile, _pinned_sha256
+from labflow.data.download import DataError, download
 from labflow.data.manifest import write_manifest
 from labflow.data.raw import PROFILES, default_cache, manifest_of_kind, mark_unavailable, replace_dir
 
@@ -48,6 +52,16 @@ KEY = "data.segmentation.folder"
 FOLDER_LAYOUT = ("a folder with images/<name>.<jpg|png|...> and masks/<name>.png (the same <name> for an image "
                  "and its mask; masks 0 = background, 255 (anything above 127) or 1 = foreground)")
 PET_TRIMAP_FOREGROUND = (1, 3)  # pet, border; 2 is background
+
+# Oxford-IIIT Pet (Parkhi et al. 2012): torchvision's OxfordIIITPet fetches
+# https://www.robots.ox.ac.uk/~vgg/data/pets/data/{images,annotations}.tar.gz (md5 5c4f3ee8... and
+# 95a8c909...), which now redirect to https://thor.robots.ox.ac.uk/pets/ (the default base_url in
+# params.yaml). sha256 as pinned by TensorFlow Datasets (oxford_iiit_pet/checksums.tsv, with the byte
+# sizes 791,918,971 and 19,173,078) and by other projects that fetch the same archives.
+PETS_IMAGES = RemoteFile("images.tar.gz", "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d")
+PETS_ANNOTATIONS = RemoteFile("annotations.tar.gz", "52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91")
+PETS_FILES = (PETS_IMAGES, PETS_ANNOTATIONS)
+PETS_DIR = "oxford-iiit-pet"  # OxfordIIITPet's folder under its root (the archives hold images/ and annotations/)
 
 
 @dataclass
@@ -65,8 +79,9 @@ class SegmentationSpec:
 
     def describe(self, profile: str) -> str:
         if profile == "full":
-            return (f"{self.name}: data.segmentation.source: oxford_pets (online, Oxford-IIIT Pet through "
-                    f"torchvision's OxfordIIITPet, md5-checked) or folder ({KEY}: images/ and masks/, same names)")
+            return (f"{self.name}: data.segmentation.source: oxford_pets (online, Oxford-IIIT Pet: "
+                    f"{', '.join(f.name for f in PETS_FILES)}, sha256-checked) or folder ({KEY}: images/ and "
+                    "masks/, same names)")
         return f"{self.name}: not used by the {profile} profile (lab 19 pastes real objects on canvases)"
 
 
@@ -100,30 +115,58 @@ def pet_foreground(trimap: np.ndarray) -> np.ndarray:
     return np.isin(trimap, PET_TRIMAP_FOREGROUND).astype(np.uint8)
 
 
-def _pets_split(cache: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _pets_split(root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One official split read by torchvision's OxfordIIITPet from ``root/oxford-iiit-pet`` (never downloading)."""
+    from PIL import UnidentifiedImageError
     from torchvision.datasets import OxfordIIITPet
 
     try:
-        ds = OxfordIIITPet(str(cache), split=split, target_types="segmentation", download=True)
-    except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError on a bad md5
-        raise DataError(
-            f"Oxford-IIIT Pet could not be downloaded into {cache} ({err}). torchvision fetches images.tar.gz and "
-            "annotations.tar.gz from www.robots.ox.ac.uk and checks their md5; without internet, copy both archives "
-            f"into {cache / 'oxford-iiit-pet'}, or set data.segmentation.source: folder and {KEY} to use your own "
-            "images and masks."
-        ) from None
+        ds = OxfordIIITPet(str(root), split=split, target_types="segmentation", download=False)
+    except ValueError as err:  # a line of the list that is not "name class species breed"
+        raise DataError(f"Oxford-IIIT Pet: annotations/{split}.txt is not a list of 'name class species breed' lines "
+                        f"({err}); the mirror serves different archives, check data.segmentation.online.base_url."
+                        ) from None
     images, masks = [], []
     for i in range(len(ds)):
-        image, trimap = ds[i]
-        rgb, labels = resize_pair(image, np.asarray(trimap, dtype=np.uint8), size)
+        try:
+            image, trimap = ds[i]
+            rgb, labels = resize_pair(image, np.asarray(trimap, dtype=np.uint8), size)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+            raise DataError(f"Oxford-IIIT Pet: the {split} image '{ds._images[i].stem}' or its trimap cannot be read "
+                            f"({err}); the mirror serves different archives, check data.segmentation.online.base_url."
+                            ) from None
         images.append(rgb)
         masks.append(pet_foreground(labels))
+    if not images:
+        raise DataError(f"Oxford-IIIT Pet: annotations/{split}.txt lists no images; the mirror serves different "
+                        "archives, check data.segmentation.online.base_url.")
     return np.stack(images), np.stack(masks)
 
 
-def build_pets(cache: Path, dest: Path, size: int) -> dict:
-    x_train, m_train = _pets_split(cache, "trainval", size)
-    x_test, m_test = _pets_split(cache, "test", size)
+def download_pets(online, cache: Path, progress: bool = True) -> dict[str, Path]:
+    """The two archives, sha256-checked, in ``cache/oxford-iiit-pet/`` (where torchvision kept them; reused)."""
+    folder = cache / PETS_DIR
+    return {f.name: download(f.url(online.base_url), folder / f.name, _pinned_sha256(f, online, "segmentation"),
+                             retries=online.retries, timeout=online.timeout_s, progress=progress,
+                             dataset="segmentation")
+            for f in PETS_FILES}
+
+
+def build_pets(files: dict[str, Path], dest: Path, size: int) -> dict:
+    """Extract the checked archives into a temporary ``oxford-iiit-pet/`` and read both splits from it."""
+    from labflow.data.archive import safe_extract_tar
+
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        base = Path(tmp) / PETS_DIR
+        for f in PETS_FILES:
+            safe_extract_tar(files[f.name], base)
+        expected = ("images", "annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt")
+        missing = [p for p in expected if not (base / p).exists()]
+        if missing:
+            raise DataError(f"the Oxford-IIIT Pet archives hold no {missing[0]}; the mirror serves different archives, "
+                            "check data.segmentation.online.base_url.")
+        x_train, m_train = _pets_split(Path(tmp), "trainval", size)
+        x_test, m_test = _pets_split(Path(tmp), "test", size)
     return _save(dest, SegmentationData(x_train, m_train, x_test, m_test)) | {
         "mask_rule": "trimap pet (1) or border (3) = foreground", "split": "official trainval / test"}
 
@@ -191,7 +234,7 @@ def build_from_folder(root: Path, dest: Path, *, image_size: int, test_fraction:
 
 
 def fetch_segmentation(profile: str, source: SegmentationSource, dest: str | os.PathLike,
-                       cache: str | os.PathLike | None = None) -> dict:
+                       cache: str | os.PathLike | None = None, progress: bool = True) -> dict:
     """The download stage of ``segmentation``: built under ``full`` from ``source.source``, a marker otherwise."""
     if profile not in PROFILES:
         raise DataError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")
@@ -208,8 +251,9 @@ def fetch_segmentation(profile: str, source: SegmentationSource, dest: str | os.
     try:
         if source.source == "oxford_pets":
             folder = Path(cache) if cache else default_cache() / "oxford_pets"
-            extra = build_pets(folder, build, source.image_size)
-            origin = "online: Oxford-IIIT Pet (torchvision OxfordIIITPet)"
+            files = download_pets(source.online, folder, progress)
+            extra = build_pets(files, build, source.image_size)
+            origin = f"online: {source.online.base_url} (Oxford-IIIT Pet, read by torchvision's OxfordIIITPet)"
         else:
             root = Path(source.folder).expanduser()
             extra = build_from_folder(root, build, image_size=source.image_size, test_fraction=source.test_fraction,

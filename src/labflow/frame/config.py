@@ -76,10 +76,18 @@ class ImageFolderSource(Strict):
     folder: str | None = None  # null: not provided (fine for smoke/quick, an error for full)
     image_size: int = Field(64, ge=8, le=512)  # images are centre-cropped and resized to this square
     test_fraction: float = Field(0.2, gt=0, lt=1)
+# Where Oxford-IIIT Pet's images.tar.gz and annotations.tar.gz are (torchvision's URLs,
+# www.robots.ox.ac.uk/~vgg/data/pets/data/, redirect here); their sha256 are pinned in
+# src/labflow/data/segmentation.py.
+PETS_BASE_URL = "https://thor.robots.ox.ac.uk/pets/"
+
+
 class SegmentationSource(Strict):
-    """Lab 19's real segmentation set (full profile): Oxford-IIIT Pet through torchvision, or your own folder."""
+    """Lab 19's real segmentation set (full profile): Oxford-IIIT Pet (from ``online``), or your own folder."""
 
     source: Literal["oxford_pets", "folder"] = "oxford_pets"
+    # source oxford_pets: <base_url>images.tar.gz and <base_url>annotations.tar.gz, sha256-checked
+    online: OnlineSource = Field(default_factory=lambda: OnlineSource(base_url=PETS_BASE_URL))
     folder: str | None = None  # source folder: images/<name>.* and masks/<name>.png (null: not provided)
     image_size: int = Field(160, ge=32, le=1024)  # images and masks are resized to this square
     test_fraction: float = Field(0.2, gt=0, lt=1)  # source folder only: a fixed split (the pets have theirs)

