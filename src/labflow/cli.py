@@ -169,6 +169,27 @@ def cmd_lessons(args) -> int:
     return 0
 
 
+def cmd_rehearse(args) -> int:
+    """Every lab's full profile through dvc repro on fixtures, in a copy (see labflow.rehearsal)."""
+    import tempfile
+
+    from labflow.labs import LABS
+    from labflow.rehearsal.run import rehearse
+
+    labs = [f"lab{int(x):02d}" if x.isdigit() else x for x in args.labs] or list(LABS)
+    unknown = [lab for lab in labs if lab not in LABS]
+    if unknown:
+        print(f"labflow: error: unknown lab {', '.join(unknown)}; known: lab01 ... lab{len(LABS):02d}", file=sys.stderr)
+        return 1
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="labflow-rehearsal-"))
+    found = rehearse(work, labs)
+    print((work / "cost.md").read_text())
+    failed = found["failed_stages"] or [lab for lab, info in found["labs"].items() if not info["compared"]]
+    print(f"rehearsal {'FAILED: ' + ', '.join(failed) if failed or found['returncode'] else 'passed'} "
+          f"in {found['wall_seconds']:.0f} s; details in {work}/rehearsal.json, the log in {work}/repro.log")
+    return 1 if failed or found["returncode"] else 0
+
+
 def cmd_runner(args) -> int:
     """The warm stage runner of this environment (see labflow.frame.runner)."""
     from labflow.frame import runner as stage_runner
@@ -220,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     lessons.add_argument("--details", action="store_true", help="the measured numbers under each claim")
     lessons.add_argument("--width", type=int, default=80, help="terminal width to fit (default 80)")
     lessons.set_defaults(func=cmd_lessons)
+    rehearse = sub.add_parser("rehearse", help="run the full profile end to end on small fixtures, in a copy")
+    rehearse.add_argument("labs", nargs="*", help="labs to rehearse (lab10 or 10; default all)")
+    rehearse.add_argument("--work", help="folder for the copy, fixtures and findings (default: a new temp folder)")
+    rehearse.set_defaults(func=cmd_rehearse)
     runner = sub.add_parser("runner", help="status, start or stop the warm process DVC stages fork from")
     runner.add_argument("action", choices=["status", "start", "stop"], nargs="?", default="status")
     runner.set_defaults(func=cmd_runner)

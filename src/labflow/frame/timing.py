@@ -62,6 +62,18 @@ def record(stage: str, argv: list[str], wall_seconds: float) -> None:
     if not target or os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the stage
         return
     line = {"stage": stage, "argv": list(argv), "work_seconds": round(work_seconds(), 4),
-            "function_seconds": round(wall_seconds, 4), "pid": os.getpid()}
+            "function_seconds": round(wall_seconds, 4), "pid": os.getpid(), "peak_rss_mb": peak_rss_mb()}
     with open(target, "a") as fh:
         fh.write(json.dumps(line) + "\n")
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (Linux ``VmHWM``; a stage forked from the warm runner
+    counts the runner's pages it shares), in MiB; None where /proc does not say."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,113 @@
+"""What the full profile costs, from a rehearsal: per train stage its parameters, the optimizer
+steps of the real run, seconds per step and peak memory measured at full size, and the total.
+
+Steps of the real run are estimated from the rehearsal's own: its updates x (the full profile's
+epochs / the rehearsal's) x (rows of the canonical data set / rows of the fixture). Seconds per
+step are the rehearsal's training seconds per update (validation included, as in a real epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+# Rows of each canonical data set (every split), for the step estimate.
+CANONICAL_ROWS = {
+    "mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000, "house_prices": 20_640,
+    "credit_default": 284_807, "titanic": 1_309, "flowers": 3_670, "voc2007": 9_963, "melbourne_temp": 3_650,
+    "imdb": 50_000, "horse2zebra": 2_661, "sentence_pairs": 230_000, "segmentation": 7_349,
+    "cats_vs_dogs": 25_000, "air_quality": 2_009,
+}
+_ROW_KEYS = ("n_rows", "n_pairs", "n_texts", "n_images", "n_days")
+
+
+def manifest_rows(manifest: Mapping) -> int | None:
+    """Rows of a downloaded data set, from its manifest."""
+    if "n_train" in manifest:
+        return int(manifest["n_train"]) + int(manifest.get("n_test", 0)) + int(manifest.get("n_val", 0))
+    for key in _ROW_KEYS:
+        if key in manifest:
+            return int(manifest[key])
+    return None
+
+
+def failed_stages(log: str) -> list[str]:
+    return sorted(set(re.findall(r"failed to reproduce '([^']+)'", log)))
+
+
+def _timings(path: Path) -> dict[tuple, dict]:
+    found = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            found[(row["stage"], *row["argv"])] = row
+    return found
+
+
+def _epochs_ratio(cuts: Mapping[str, tuple[int, int]], variant: str) -> float:
+    for key in (f"variants.{variant}.epochs", "train.epochs"):
+        if key in cuts:
+            full, rehearsed = cuts[key]
+            return full / rehearsed
+    return 1.0
+
+
+def _dataset_of(repo: Path, lab: str) -> str | None:
+    from labflow.labs import data_lab
+
+    meta = repo / "data" / "processed" / data_lab(lab) / "meta.json"
+    if meta.is_file():
+        return json.loads(meta.read_text()).get("dataset")
+    return None
+
+
+def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts: Mapping, fixtures) -> dict:
+    timings = _timings(timings_file)
+    out: dict = {"labs": {}}
+    for lab in labs:
+        dataset = _dataset_of(repo, lab)
+        manifest = repo / "data" / "raw" / (dataset or "-") / "manifest.json"
+        fixture_rows = manifest_rows(json.loads(manifest.read_text())) if manifest.is_file() else None
+        scale = (CANONICAL_ROWS[dataset] / fixture_rows) if fixture_rows and dataset in CANONICAL_ROWS else None
+        stages = []
+        for metrics_file in sorted((repo / "results" / lab / "variants").glob("*/seed*/metrics.json")):
+            variant, seed = metrics_file.parts[-3], metrics_file.parts[-2].removeprefix("seed")
+            m = json.loads(metrics_file.read_text())
+            updates = m.get("updates") or 0
+            seconds = m.get("train_seconds")
+            timing = timings.get(("train", lab, variant, seed)) or timings.get(("train", lab, variant)) or {}
+            params = sum(v for k, v in m.items() if k.startswith("parameters") and isinstance(v, (int, float)))
+            full_steps = (updates * _epochs_ratio(cuts.get(lab, {}), variant) * scale) if scale and updates else None
+            per_step = (seconds / updates) if seconds and updates else None
+            stages.append({"variant": variant, "seed": int(seed), "parameters": int(params) or None,
+                           "rehearsal_updates": updates, "seconds_per_step": per_step,
+                           "peak_rss_mb": timing.get("peak_rss_mb"), "full_steps": round(full_steps) if full_steps else None,
+                           "full_hours": (full_steps * per_step / 3600) if full_steps and per_step else None})
+        ran = (repo / "results" / lab / "compare" / "metrics.json").is_file()
+        out["labs"][lab] = {"dataset": dataset, "fixture_rows": fixture_rows, "canonical_rows": CANONICAL_ROWS.get(dataset),
+                            "epoch_cuts": {k: list(v) for k, v in cuts.get(lab, {}).items()}, "compared": ran,
+                            "train_stages": stages}
+    return out
+
+
+def table(found: Mapping) -> str:
+    """The README's cost table: one row per lab, its variants summed."""
+    rows = ["| lab | data set (canonical rows) | parameters (largest variant) | optimizer steps, all variants "
+            "| s/step on 2 CPU cores | peak memory | hours on 2 CPU cores |", "|---|---|---|---|---|---|---|"]
+    total = 0.0
+    for lab, info in found["labs"].items():
+        stages = info["train_stages"]
+        steps = sum(s["full_steps"] or 0 for s in stages)
+        hours = sum(s["full_hours"] or 0 for s in stages)
+        total += hours
+        params = max((s["parameters"] or 0 for s in stages), default=0)
+        per_step = [s["seconds_per_step"] for s in stages if s["seconds_per_step"]]
+        peak = max((s["peak_rss_mb"] or 0 for s in stages), default=0)
+        rows.append(f"| {lab} | {info['dataset'] or '-'} ({info['canonical_rows'] or '-'}) | "
+                    f"{params / 1e6:.1f} M | {steps:,.0f} | "
+                    f"{(min(per_step) if per_step else 0):.2f}-{(max(per_step) if per_step else 0):.2f} | "
+                    f"{peak / 1024:.1f} GB | {hours:.1f} |" if stages else f"| {lab} | {info['dataset'] or '-'} | - | - | - | - | - |")
+    rows.append(f"| all | | | | | | {total:.0f} |")
+    return "\n".join(rows)
