@@ -61,8 +61,12 @@ def build_fixtures(folder: Path, names: list[str] | None = None) -> dict[str, Fi
     from labflow.rehearsal.fixtures import BUILDERS, FOLDERS
 
     rng = np.random.default_rng(FIXTURE_SEED)
-    return {name: build(folder / FOLDERS[name], rng) for name, build in BUILDERS.items()
-            if names is None or name in names}
+    built = {}
+    for name, build in BUILDERS.items():
+        if names is None or name in names:
+            (folder / FOLDERS[name]).mkdir(parents=True, exist_ok=True)
+            built[name] = build(folder / FOLDERS[name], rng)
+    return built
 
 
 def _git(repo: Path, *args: str, env: dict) -> None:
