@@ -99,6 +99,19 @@ def data_lab(lab_id: str) -> str:
     return reads_from(lab_id) or data_from(lab_id) or lab_id
 
 
+def data_set(lab_id: str, params) -> str | None:
+    """The data set ``lab_id`` reads under ``params``' profile: ``<lab>.data.dataset`` where the lab
+    switches by profile, else its module's first; that of the lab whose data or split it uses; None
+    for a lab that draws its own data (lab 24)."""
+    module = lab_module(lab_id)
+    if not module.DATASETS:
+        return None
+    data = params.lab(data_lab(lab_id)).data
+    if getattr(data, "same_split_as", None):  # a lab on another lab's split (09, 17) uses its data set
+        data = params.lab(data.same_split_as).data
+    return getattr(data, "dataset", None) or module.DATASETS[0]
+
+
 def __getattr__(name: str) -> dict[str, str]:
     """``READS_FROM``, ``SHARED_MODEL``, ``DATA_FROM``: lab id -> value, for the labs that set it."""
     getter = {"READS_FROM": reads_from, "SHARED_MODEL": shared_model, "DATA_FROM": data_from}.get(name)

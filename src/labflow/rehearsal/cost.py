@@ -55,12 +55,21 @@ def _epochs_ratio(cuts: Mapping[str, tuple[int, int]], variant: str) -> float:
 
 
 def _dataset_of(repo: Path, lab: str) -> str | None:
-    from labflow.labs import data_lab
+    from labflow.frame.config import load_params, sections_for
+    from labflow.labs import data_set
 
-    meta = repo / "data" / "processed" / data_lab(lab) / "meta.json"
-    if meta.is_file():
-        return json.loads(meta.read_text()).get("dataset")
-    return None
+    return data_set(lab, load_params(repo / "params.yaml", sections_for(lab)))
+
+
+def _parameters(model_file: Path) -> int | None:
+    """Learned weights of a saved model (its state dict, BatchNorm statistics left out)."""
+    import torch
+
+    if not model_file.is_file():
+        return None
+    state = torch.load(model_file, map_location="cpu", weights_only=True).get("state_dict", {})
+    skip = ("running_mean", "running_var", "num_batches_tracked")
+    return sum(t.numel() for k, t in state.items() if hasattr(t, "numel") and not k.endswith(skip))
 
 
 def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts: Mapping, fixtures) -> dict:
@@ -76,12 +85,13 @@ def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts:
             variant, seed = metrics_file.parts[-3], metrics_file.parts[-2].removeprefix("seed")
             m = json.loads(metrics_file.read_text())
             updates = m.get("updates") or 0
-            seconds = m.get("train_seconds")
+            timings_file = metrics_file.with_name("timings.json")
+            seconds = (json.loads(timings_file.read_text()) if timings_file.is_file() else m).get("train_seconds")
             timing = timings.get(("train", lab, variant, seed)) or timings.get(("train", lab, variant)) or {}
-            params = sum(v for k, v in m.items() if k.startswith("parameters") and isinstance(v, (int, float)))
+            params = _parameters(repo / "models" / lab / variant / f"seed{seed}" / "model.pt")
             full_steps = (updates * _epochs_ratio(cuts.get(lab, {}), variant) * scale) if scale and updates else None
             per_step = (seconds / updates) if seconds and updates else None
-            stages.append({"variant": variant, "seed": int(seed), "parameters": int(params) or None,
+            stages.append({"variant": variant, "seed": int(seed), "parameters": params,
                            "rehearsal_updates": updates, "seconds_per_step": per_step,
                            "peak_rss_mb": timing.get("peak_rss_mb"), "full_steps": round(full_steps) if full_steps else None,
                            "full_hours": (full_steps * per_step / 3600) if full_steps and per_step else None})
@@ -90,6 +100,17 @@ def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts:
                             "epoch_cuts": {k: list(v) for k, v in cuts.get(lab, {}).items()}, "compared": ran,
                             "train_stages": stages}
     return out
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} k" if n >= 1e3 else str(n)
+
+
+def _seconds(values: list[float]) -> str:
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    return f"{low:.3g}" if abs(high - low) <= 0.05 * high else f"{low:.3g}-{high:.3g}"
 
 
 def table(found: Mapping) -> str:
@@ -106,8 +127,8 @@ def table(found: Mapping) -> str:
         per_step = [s["seconds_per_step"] for s in stages if s["seconds_per_step"]]
         peak = max((s["peak_rss_mb"] or 0 for s in stages), default=0)
         rows.append(f"| {lab} | {info['dataset'] or '-'} ({info['canonical_rows'] or '-'}) | "
-                    f"{params / 1e6:.1f} M | {steps:,.0f} | "
-                    f"{(min(per_step) if per_step else 0):.2f}-{(max(per_step) if per_step else 0):.2f} | "
+                    f"{_count(params)} | {steps:,.0f} | "
+                    f"{_seconds(per_step)} | "
                     f"{peak / 1024:.1f} GB | {hours:.1f} |" if stages else f"| {lab} | {info['dataset'] or '-'} | - | - | - | - | - |")
     rows.append(f"| all | | | | | | {total:.0f} |")
     return "\n".join(rows)
