@@ -55,10 +55,10 @@ def _epochs_ratio(cuts: Mapping[str, tuple[int, int]], variant: str) -> float:
 
 
 def _dataset_of(repo: Path, lab: str) -> str | None:
-    from labflow.frame.config import load_params, sections_for
+    from labflow.frame.config import load_params
     from labflow.labs import data_set
 
-    return data_set(lab, load_params(repo / "params.yaml", sections_for(lab)))
+    return data_set(lab, load_params(repo / "params.yaml"))
 
 
 def _parameters(model_file: Path) -> int | None:

@@ -2,7 +2,7 @@
 
 Nothing else changes: the stages run the full profile's code on full-size models. What differs is
 data (small fixtures, served on loopback; a lab that draws its own data draws less) and steps
-(every epoch count cut to ``epochs_cap``).
+(every run's epochs cut to ``epochs_cap``, a phase within a run to one epoch fewer).
 """
 
 from __future__ import annotations
@@ -62,9 +62,12 @@ def rehearsal_params(raw: dict, fixtures: Mapping[str, Fixture], base_url: str, 
         override: dict = copy.deepcopy(GENERATED_DATA.get(lab, {}))
         cuts[lab] = {}
         for path, value in epoch_counts(resolved[lab]):
-            if value > epochs_cap:
-                override = _merge(override, _nested(path, epochs_cap))
-                cuts[lab][".".join(path)] = (value, epochs_cap)
+            # A run's epochs to the cap; a phase within it (``warmup_epochs``) to one epoch fewer,
+            # so every phase still runs.
+            cap = epochs_cap if path[-1] == "epochs" else max(1, epochs_cap - 1)
+            if value > cap:
+                override = _merge(override, _nested(path, cap))
+                cuts[lab][".".join(path)] = (value, cap)
         profiles = raw[lab].setdefault("profiles", {}) or {}
         profiles["full"] = _merge(profiles.get("full") or {}, override)
         raw[lab]["profiles"] = profiles
