@@ -33,6 +33,26 @@ def test_list_names_every_lab_variant_and_profile(capsys, monkeypatch):
     assert "data (full ): cifar10" in lab04 and "data (quick): fashion_mnist" in lab04
 
 
+def test_list_full_profile_shows_sources_download_sizes_and_their_total(capsys, monkeypatch):
+    import re
+
+    from labflow.data import sizes
+
+    monkeypatch.chdir(REPO)
+    assert main(["list", "--profile", "full"]) == 0
+    out = capsys.readouterr().out
+    assert "data (quick" not in out and "data (smoke" not in out
+    lab10 = out[out.index("lab10"):out.index("lab11")]
+    assert "cifar-10-python.tar.gz (sha256-checked), 170 MB" in lab10
+    lab12 = out[out.index("lab12"):out.index("lab13")]
+    assert "VOCtrainval_06-Nov-2007.tar" in lab12 and "weights (full): torchvision COCO weights" in lab12
+    # The total counts each data set once, and every pretrained model.
+    used = {m for m in re.findall(r"data \(full \): (\w+):", out) if m in sizes.DATA_SETS}
+    expected = sum(sizes.DATA_SETS[d].bytes for d in used) + sum(w.bytes for _, w in sizes.PRETRAINED.values())
+    total = re.search(r"full profile downloads: ~([\d,]+) MB in all", out)
+    assert total and int(total.group(1).replace(",", "")) == round(expected / 1e6)
+
+
 def test_check_reports_bad_params(tmp_path, monkeypatch, capsys):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**read_params(), "seed": -1}))
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
