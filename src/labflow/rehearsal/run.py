@@ -103,8 +103,10 @@ def rehearse(work: Path, labs: list[str] | None = None, *, root: Path | None = N
         raw = read_raw_params(repo / "params.yaml")
         params, cuts = rehearsal_params(raw, fixtures, server.url, labs)
         write_params(repo, params)
+        # The committed quick-profile outputs are not the rehearsal's: start from none.
         for stale in ("dvc.lock", *(f"labs/{lab}/dvc.lock" for lab in LABS)):
             (repo / stale).unlink(missing_ok=True)
+        shutil.rmtree(repo / "results", ignore_errors=True)
         _git(repo, "init", "-q", env=env)
         _git(repo, "add", "-A", env=env)
         _git(repo, "commit", "-qm", "full-profile rehearsal", env=env)
