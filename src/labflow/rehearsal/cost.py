@@ -13,6 +13,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from labflow.frame.config import apply_profile
+from labflow.rehearsal.plan import GENERATED_DATA
+
 # Rows of each canonical data set (every split), for the step estimate.
 CANONICAL_ROWS = {
     "mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000, "house_prices": 20_640,
@@ -25,6 +28,8 @@ _ROW_KEYS = ("n_rows", "n_pairs", "n_texts", "n_images", "n_days")
 
 def manifest_rows(manifest: Mapping) -> int | None:
     """Rows of a downloaded data set, from its manifest."""
+    if isinstance(manifest.get("images"), Mapping):  # detection: images per split
+        return sum(int(n) for n in manifest["images"].values())
     if "n_train" in manifest:
         return int(manifest["n_train"]) + int(manifest.get("n_test", 0)) + int(manifest.get("n_val", 0))
     for key in _ROW_KEYS:
@@ -80,6 +85,9 @@ def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts:
         manifest = repo / "data" / "raw" / (dataset or "-") / "manifest.json"
         fixture_rows = manifest_rows(json.loads(manifest.read_text())) if manifest.is_file() else None
         scale = (CANONICAL_ROWS[dataset] / fixture_rows) if fixture_rows and dataset in CANONICAL_ROWS else None
+        if lab in GENERATED_DATA:  # a lab that draws its data: the full profile's size over the rehearsal's
+            fixture_rows = GENERATED_DATA[lab]["data"]["train_size"]
+            scale = apply_profile(dict(raw), "full")[lab]["data"]["train_size"] / fixture_rows
         stages = []
         for metrics_file in sorted((repo / "results" / lab / "variants").glob("*/seed*/metrics.json")):
             variant, seed = metrics_file.parts[-3], metrics_file.parts[-2].removeprefix("seed")
