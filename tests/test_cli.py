@@ -36,7 +36,7 @@ def test_list_names_every_lab_variant_and_profile(capsys, monkeypatch):
 def test_list_full_profile_shows_sources_download_sizes_and_their_total(capsys, monkeypatch):
     import re
 
-    from labflow.data import sizes
+    from labflow import download_sizes as sizes
 
     monkeypatch.chdir(REPO)
     assert main(["list", "--profile", "full"]) == 0

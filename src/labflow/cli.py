@@ -23,7 +23,7 @@ def cmd_list(args) -> int:
     from labflow.data.segmentation import SEGMENTATION_DATASETS
     from labflow.data.timeseries import USER_CSV_DATASETS
     from labflow.labs import LABS, data_set, lab_module
-    from labflow.data import sizes
+    from labflow import download_sizes as sizes
 
     raw = read_raw_params(paths.repo_root() / "params.yaml")
     active = raw.get("profile", "quick")
