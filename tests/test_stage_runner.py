@@ -176,11 +176,16 @@ def test_the_fingerprint_follows_import_time_settings(monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "any")  # read at run time: same runner
     assert stage_runner.fingerprint() == before
     # huggingface_hub, imported in the warm-up, fixes its cache folder and offline mode at import
-    for key, value in (("HF_HOME", "/elsewhere"), ("HF_HUB_OFFLINE", "1"), ("XDG_CACHE_HOME", "/cache")):
+    # (unset first: an earlier test in this process may have set one, e.g. lab 17's HF_HUB_OFFLINE)
+    settings = (("HF_HOME", "/elsewhere"), ("HF_HUB_OFFLINE", "1"), ("XDG_CACHE_HOME", "/cache"))
+    for key, _ in settings:
+        monkeypatch.delenv(key, raising=False)
+    unset = stage_runner.fingerprint()
+    for key, value in settings:
         with monkeypatch.context() as env:
             env.setenv(key, value)
-            assert stage_runner.fingerprint() != before
-    assert stage_runner.fingerprint() == before
+            assert stage_runner.fingerprint() != unset, key
+    assert stage_runner.fingerprint() == unset
 
 
 def test_mlflow_still_caches_its_package_map_where_the_runner_fills_it():
