@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labflow.rehearsal.run import write_params  # noqa: F401 - the tests' writer too
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,18 +27,6 @@ def read_params(root: Path = REPO) -> dict:
     from labflow.frame.config import read_raw_params
 
     return read_raw_params(root / "params.yaml")
-
-
-def write_params(root: Path, params: dict) -> None:
-    """Write ``params`` back: each lab section to its labs/<lab>/params.yaml, the rest to params.yaml."""
-    shared = {}
-    for key, value in params.items():
-        lab_file = root / "labs" / key / "params.yaml"
-        if lab_file.exists():
-            lab_file.write_text(yaml.safe_dump({key: value}, sort_keys=False))
-        else:
-            shared[key] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
 
 
 def all_stages(root: Path = REPO) -> dict[str, dict]:

@@ -164,15 +164,24 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_lessons(args) -> int:
-    """Every lab's claims (what the course says it shows) and their verdicts, from results/."""
-    from labflow.compare.lessons_table import read_records, render
+def _lab_ids(given: list[str]) -> list[str] | None:
+    """Lab ids from the command line (lab10 or 10; none: every lab), or None after saying which are unknown."""
     from labflow.labs import LABS
 
-    labs = [f"lab{int(x):02d}" if x.isdigit() else x for x in args.labs] or list(LABS)
+    labs = [f"lab{int(x):02d}" if x.isdigit() else x for x in given] or list(LABS)
     unknown = [lab for lab in labs if lab not in LABS]
     if unknown:
         print(f"labflow: error: unknown lab {', '.join(unknown)}; known: lab01 ... lab{len(LABS):02d}", file=sys.stderr)
+        return None
+    return labs
+
+
+def cmd_lessons(args) -> int:
+    """Every lab's claims (what the course says it shows) and their verdicts, from results/."""
+    from labflow.compare.lessons_table import read_records, render
+
+    labs = _lab_ids(args.labs)
+    if labs is None:
         return 1
     print(render(read_records(paths.repo_root(), labs), width=args.width, details=args.details))
     return 0
@@ -182,13 +191,10 @@ def cmd_rehearse(args) -> int:
     """Every lab's full profile through dvc repro on fixtures, in a copy (see labflow.rehearsal)."""
     import tempfile
 
-    from labflow.labs import LABS
     from labflow.rehearsal.run import rehearse
 
-    labs = [f"lab{int(x):02d}" if x.isdigit() else x for x in args.labs] or list(LABS)
-    unknown = [lab for lab in labs if lab not in LABS]
-    if unknown:
-        print(f"labflow: error: unknown lab {', '.join(unknown)}; known: lab01 ... lab{len(LABS):02d}", file=sys.stderr)
+    labs = _lab_ids(args.labs)
+    if labs is None:
         return 1
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="labflow-rehearsal-"))
     found = rehearse(work, labs)

@@ -215,6 +215,16 @@ def split_scores(model: nn.Module, data: dict, meta: dict, split: str) -> tuple[
     return {f"{split}_loss": loss} | regression_metrics(predicted, to_units(data[f"y_{split}"], meta), split), predicted
 
 
+def forecaster_test_scores(ctx: base.LabContext, variant: str, model: nn.Module) -> dict[str, float]:
+    """A forecasting lab's ``test_scores``: what :func:`train_forecaster`'s final metrics hold for
+    the test windows, for any model of a variant (the MSE on the scaled targets, ``test_loss``, and
+    MSE, RMSE and MAE in the series' units)."""
+    from labflow.prep.tensors import load_processed
+
+    data, meta = load_processed(ctx.processed_dir)
+    return split_scores(model, data, meta, "test")[0]
+
+
 def train_forecaster(ctx: base.LabContext, variant: str) -> base.VariantResult:
     """Train one variant on the scaled windows (MSE), scored in the series' units on val per epoch and test at the end."""
     from torch.nn import functional as F

@@ -50,18 +50,8 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
 
 
 def test_scores(ctx: base.LabContext, variant: str, model: torch.nn.Module) -> dict[str, float]:
-    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back).
-
-    What ``series.train_forecaster``'s final metrics hold for the test windows: the MSE on the
-    scaled targets (``test_loss``) and MSE, RMSE and MAE in the series' units."""
-    from labflow.prep.tensors import load_processed
-
-    data, meta = load_processed(ctx.processed_dir)
-    return _test_scores(model, data, meta)
-
-
-def _test_scores(model, data, meta) -> dict[str, float]:
-    return series.split_scores(model, data, meta, "test")[0]
+    """The test metrics a variant's run logs, for any model of it (e.g. the one MLflow loads back)."""
+    return series.forecaster_test_scores(ctx, variant, model)
 
 
 def evaluate(ctx: base.LabContext) -> None:
