@@ -185,6 +185,15 @@ def test_split_keeps_every_verse_and_every_sentence_in_one_split(by):
     assert V.split_pairs(pairs, val_fraction=0.1, test_fraction=0.2, by=by) == splits
 
 
+def test_a_split_by_book_of_pairs_without_books_names_the_setting_to_change():
+    """Tatoeba's pairs have no book: split by book would put every pair in one split (all share the
+    empty group) and fail later on an empty training split. It stops at the split, naming the fix."""
+    pairs = V.read_tatoeba(["Go.\tVa !\n", "Hi.\tSalut !\n", "Run!\tCours !\n"])
+    with pytest.raises(V.DataError, match="lab16.data.split to hash"):
+        V.split_pairs(pairs, val_fraction=0.1, test_fraction=0.2, by="book")
+    assert sum(map(len, V.split_pairs(pairs, val_fraction=0.1, test_fraction=0.2).values())) == 3
+
+
 def test_split_is_fixed_by_the_reference_and_near_the_fractions():
     pairs = make_pairs(3000, repeats=0)
     splits = V.split_pairs(pairs, val_fraction=0.1, test_fraction=0.2)

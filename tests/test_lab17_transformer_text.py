@@ -97,6 +97,22 @@ def test_the_package_model_path_is_offline(params):
         lab.pretrained_path(params.lab17.pretrained.model_copy(update={"name": "no_such_minilm_package"}))
 
 
+def test_the_package_model_loads_offline_without_changing_the_environment(params, monkeypatch):
+    """``local_files_only`` keeps the package's model off the Hub (a Hub address that refuses every
+    connection here) and loading sets nothing in ``os.environ``: it once left HF_HUB_OFFLINE=1 behind,
+    which later code in the same process (the stage runner's fingerprint, other labs) then saw."""
+    import os
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    before = dict(os.environ)
+    cfg = params.lab17.pretrained
+    assert lab.load_tokenizer(cfg)("a fine film")["input_ids"]
+    assert lab.count_parameters(lab.load_pretrained(cfg, 2, seed=0)) > 1e6
+    assert dict(os.environ) == before
+
+
 def write_lab15_results(root, digest: str, variants=("lstm", "gru")):
     folder = root / "results" / "lab15" / "compare"
     folder.mkdir(parents=True)

@@ -153,6 +153,19 @@ def test_domain_classifier_shrinks_any_image_to_a_few_pixels():
         assert net(torch.zeros(2, channels, side, side)).shape == (2, 2)
 
 
+def test_snapshot_parts_follow_each_domains_own_count_of_shown_images():
+    """A test split smaller than ``train.show`` (or two of unequal size) shows what it has: the four
+    parts of a snapshot are cut by each domain's count, not by ``show`` (the rehearsal's 3-image
+    test folders put B's translations in A's rows before)."""
+    from types import SimpleNamespace
+
+    m = SimpleNamespace(g_ab=lambda x: x + 100, g_ba=lambda x: x - 100)
+    shown_a, shown_b = torch.arange(3.0).view(3, 1, 1, 1), torch.arange(10.0, 15.0).view(5, 1, 1, 1)
+    fake_b, back_a, fake_a, back_b = lab.split_rendering(lab.render_cycles(m, shown_a, shown_b), 3, 5)
+    assert torch.equal(fake_b, shown_a + 100) and torch.equal(back_a, shown_a)
+    assert torch.equal(fake_a, shown_b - 100) and torch.equal(back_b, shown_b)
+
+
 def test_params_profiles(raw_params):
     quick, full = (parse_params({**raw_params, "profile": p}).lab21 for p in ("quick", "full"))
     assert (quick.data.domain_a, quick.data.domain_b) == ("Sneaker", "Ankle boot")

@@ -351,6 +351,9 @@ def split_pairs(pairs: Sequence[Pair], *, val_fraction: float, test_fraction: fl
         raise ValueError(f"unknown split '{by}'; choose hash or book")
     if not (0 <= val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
         raise ValueError(f"need 0 <= val_fraction, 0 < test_fraction and a sum below 1, got {val_fraction}, {test_fraction}")
+    if by == "book" and any(not p.group for p in pairs):
+        raise DataError("split: book needs each pair's book, and these pairs have none (the English-French "
+                        "Tatoeba pairs are single sentences, not books): set lab16.data.split to hash in params.yaml.")
     parent = list(range(len(pairs)))
 
     def find(i: int) -> int:

@@ -1,9 +1,11 @@
-"""What the full profile costs, from a rehearsal: per train stage its parameters, the optimizer
-steps of the real run, seconds per step and peak memory measured at full size, and the total.
+"""What the full profile costs, from a rehearsal: per lab the parameters, the optimizer steps of
+the real run, seconds per step and peak memory measured at full size, and the hours on this CPU.
 
-Steps of the real run are estimated from the rehearsal's own: its updates x (the full profile's
-epochs / the rehearsal's) x (rows of the canonical data set / rows of the fixture). Seconds per
-step are the rehearsal's training seconds per update (validation included, as in a real epoch).
+Networks, images and batches are full size in a rehearsal; only the rows and the epochs are cut.
+So a step's time is measured, and the real run's steps and hours are the rehearsal's scaled by
+(the full profile's epochs / the rehearsal's) and (rows of the canonical data set / rows of the
+fixture); see :func:`stage_estimate` for full-batch runs. Seconds per step are training seconds per
+update, the per-epoch validation included as in a real epoch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from labflow import download_sizes as sizes
 from labflow.frame.config import apply_profile
 from labflow.rehearsal.plan import GENERATED_DATA
 
@@ -23,6 +26,9 @@ CANONICAL_ROWS = {
     "imdb": 50_000, "horse2zebra": 2_661, "sentence_pairs": 230_000, "segmentation": 7_349,
     "cats_vs_dogs": 25_000, "air_quality": 2_009,
 }
+# Test split of the data sets that come with one (the others are split by labflow, in proportion).
+CANONICAL_TEST_ROWS = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 10_000, "voc2007": 4_952,
+                       "horse2zebra": 260, "segmentation": 3_669}
 _ROW_KEYS = ("n_rows", "n_pairs", "n_texts", "n_images", "n_days")
 
 
@@ -36,6 +42,12 @@ def manifest_rows(manifest: Mapping) -> int | None:
         if key in manifest:
             return int(manifest[key])
     return None
+
+
+def manifest_test_rows(manifest: Mapping) -> int | None:
+    if isinstance(manifest.get("images"), Mapping):
+        return manifest["images"].get("test")
+    return manifest.get("n_test")
 
 
 def failed_stages(log: str) -> list[str]:
@@ -77,36 +89,75 @@ def _parameters(model_file: Path) -> int | None:
     return sum(t.numel() for k, t in state.items() if hasattr(t, "numel") and not k.endswith(skip))
 
 
+def stage_estimate(updates: int, epochs_run: int | None, seconds: float | None, epochs_ratio: float,
+                   rows_scale: float | None) -> dict:
+    """The real run's optimizer steps, seconds per step and hours, from one rehearsed train stage.
+
+    An epoch's time grows with the data set's rows (``rows_scale``) and the run with its epochs
+    (``epochs_ratio``). Its steps grow with the rows too, unless the rehearsal took one step an epoch:
+    then the batch is the whole training set (lab 03's full-batch gradient descent), the real run
+    takes as many steps as epochs and each step, not the count, grows (``per_step_measured`` False).
+    """
+    full_batch = bool(epochs_run) and updates == epochs_run
+    measured = (seconds / updates) if seconds and updates else None
+    if not (updates and seconds and rows_scale):
+        return {"full_steps": None, "full_hours": None, "seconds_per_step": measured, "per_step_measured": True}
+    steps = updates * epochs_ratio * (1.0 if full_batch else rows_scale)
+    hours = seconds * epochs_ratio * rows_scale / 3600
+    return {"full_steps": round(steps), "full_hours": hours,
+            "seconds_per_step": hours * 3600 / steps if full_batch else measured, "per_step_measured": not full_batch}
+
+
+def _rows_scale(repo: Path, lab: str, dataset: str | None, raw: Mapping) -> tuple[int | None, float | None, float | None]:
+    """The fixture's rows, canonical rows / fixture rows (for a lab that draws its data: the full
+    profile's size over the rehearsal's), and the same for the test split where the data set has one."""
+    if lab in GENERATED_DATA:
+        rows = GENERATED_DATA[lab]["data"]["train_size"]
+        scale = apply_profile(dict(raw), "full")[lab]["data"]["train_size"] / rows
+        return rows, scale, scale
+    manifest_file = repo / "data" / "raw" / (dataset or "-") / "manifest.json"
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+    rows, test_rows = manifest_rows(manifest), manifest_test_rows(manifest)
+    scale = (CANONICAL_ROWS[dataset] / rows) if rows and dataset in CANONICAL_ROWS else None
+    test_scale = (CANONICAL_TEST_ROWS[dataset] / test_rows) if test_rows and dataset in CANONICAL_TEST_ROWS else scale
+    return rows, scale, test_scale
+
+
 def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts: Mapping, fixtures) -> dict:
+    """Per lab: its data set's rows, each train stage's cost (:func:`stage_estimate`, parameters, peak
+    memory) and the other stages' (preprocess by the rows, decode and evaluate by the test split's:
+    rough, as a fixed cost is scaled too; downloads left out, they depend on the network)."""
     timings = _timings(timings_file)
     out: dict = {"labs": {}}
     for lab in labs:
         dataset = _dataset_of(repo, lab)
-        manifest = repo / "data" / "raw" / (dataset or "-") / "manifest.json"
-        fixture_rows = manifest_rows(json.loads(manifest.read_text())) if manifest.is_file() else None
-        scale = (CANONICAL_ROWS[dataset] / fixture_rows) if fixture_rows and dataset in CANONICAL_ROWS else None
-        if lab in GENERATED_DATA:  # a lab that draws its data: the full profile's size over the rehearsal's
-            fixture_rows = GENERATED_DATA[lab]["data"]["train_size"]
-            scale = apply_profile(dict(raw), "full")[lab]["data"]["train_size"] / fixture_rows
+        fixture_rows, scale, test_scale = _rows_scale(repo, lab, dataset, raw)
         stages = []
-        for metrics_file in sorted((repo / "results" / lab / "variants").glob("*/seed*/metrics.json")):
-            variant, seed = metrics_file.parts[-3], metrics_file.parts[-2].removeprefix("seed")
-            m = json.loads(metrics_file.read_text())
+        for key, timing in sorted(timings.items()):  # the train stages that ran (a decode stage has results too)
+            if key[:2] != ("train", lab):
+                continue
+            variant, seed = key[2], key[3] if len(key) > 3 else str(raw.get("seed", 42))
+            metrics_file = repo / "results" / lab / "variants" / variant / f"seed{seed}" / "metrics.json"
+            m = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
             updates = m.get("updates") or 0
             timings_file = metrics_file.with_name("timings.json")
             seconds = (json.loads(timings_file.read_text()) if timings_file.is_file() else m).get("train_seconds")
-            timing = timings.get(("train", lab, variant, seed)) or timings.get(("train", lab, variant)) or {}
-            params = _parameters(repo / "models" / lab / variant / f"seed{seed}" / "model.pt")
-            full_steps = (updates * _epochs_ratio(cuts.get(lab, {}), variant) * scale) if scale and updates else None
-            per_step = (seconds / updates) if seconds and updates else None
-            stages.append({"variant": variant, "seed": int(seed), "parameters": params,
-                           "rehearsal_updates": updates, "seconds_per_step": per_step,
-                           "peak_rss_mb": timing.get("peak_rss_mb"), "full_steps": round(full_steps) if full_steps else None,
-                           "full_hours": (full_steps * per_step / 3600) if full_steps and per_step else None})
+            estimate = stage_estimate(updates, m.get("epochs_run"), seconds,
+                                      _epochs_ratio(cuts.get(lab, {}), variant), scale)
+            stages.append({"variant": variant, "seed": int(seed), "rehearsal_updates": updates,
+                           "parameters": _parameters(repo / "models" / lab / variant / f"seed{seed}" / "model.pt"),
+                           "peak_rss_mb": timing.get("peak_rss_mb")} | estimate)
+        others = []
+        for key, row in timings.items():
+            if key[0] != "train" and key[1:2] == (lab,):
+                by = scale if key[0] == "preprocess" else test_scale
+                others.append({"stage": " ".join(key), "seconds": row["work_seconds"], "peak_rss_mb": row.get("peak_rss_mb"),
+                               "full_hours": row["work_seconds"] * by / 3600 if by else None})
         ran = (repo / "results" / lab / "compare" / "metrics.json").is_file()
         out["labs"][lab] = {"dataset": dataset, "fixture_rows": fixture_rows, "canonical_rows": CANONICAL_ROWS.get(dataset),
+                            "full_rows": round(fixture_rows * scale) if fixture_rows and scale else None,
                             "epoch_cuts": {k: list(v) for k, v in cuts.get(lab, {}).items()}, "compared": ran,
-                            "train_stages": stages}
+                            "train_stages": stages, "other_stages": others}
     return out
 
 
@@ -118,25 +169,52 @@ def _seconds(values: list[float]) -> str:
     if not values:
         return "-"
     low, high = min(values), max(values)
-    return f"{low:.3g}" if abs(high - low) <= 0.05 * high else f"{low:.3g}-{high:.3g}"
+    return f"{low:.2g}" if abs(high - low) <= 0.05 * high else f"{low:.2g}-{high:.2g}"
+
+
+def _duration(hours: float) -> str:
+    return "<1 min" if hours * 60 < 0.5 else f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+def _data(lab: str, info: Mapping) -> str:
+    if info["dataset"] is None:
+        return f"generated ({info['full_rows']:,})" if info.get("full_rows") else "generated"
+    rows = info["canonical_rows"]
+    return f"{info['dataset']} ({rows:,})" if rows else info["dataset"]
+
+
+def _downloads(lab: str, dataset: str | None) -> list[tuple[str, "sizes.Download"]]:
+    """(what, size) the lab's full profile downloads: its data set (none for a user folder or an
+    offline set) and the pretrained weights it loads."""
+    got = [(dataset, sizes.DATA_SETS[dataset])] if dataset in sizes.DATA_SETS else []
+    return got + ([(f"{lab} weights", sizes.PRETRAINED[lab][1])] if lab in sizes.PRETRAINED else [])
 
 
 def table(found: Mapping) -> str:
-    """The README's cost table: one row per lab, its variants summed."""
-    rows = ["| lab | data set (canonical rows) | parameters (largest variant) | optimizer steps, all variants "
-            "| s/step on 2 CPU cores | peak memory | hours on 2 CPU cores |", "|---|---|---|---|---|---|---|"]
-    total = 0.0
+    """The README's cost table: one row per lab, its variants summed; a total row (each data set
+    downloaded once)."""
+    rows = ["| lab | data set (rows) | downloads | parameters (largest variant) | optimizer steps, all variants "
+            "| s/step | peak memory | training | other stages | all |", "|---|---|---|---|---|---|---|---|---|---|"]
+    total, downloaded = 0.0, {}
     for lab, info in found["labs"].items():
-        stages = info["train_stages"]
-        steps = sum(s["full_steps"] or 0 for s in stages)
-        hours = sum(s["full_hours"] or 0 for s in stages)
-        total += hours
-        params = max((s["parameters"] or 0 for s in stages), default=0)
-        per_step = [s["seconds_per_step"] for s in stages if s["seconds_per_step"]]
-        peak = max((s["peak_rss_mb"] or 0 for s in stages), default=0)
-        rows.append(f"| {lab} | {info['dataset'] or '-'} ({info['canonical_rows'] or '-'}) | "
-                    f"{_count(params)} | {steps:,.0f} | "
-                    f"{_seconds(per_step)} | "
-                    f"{peak / 1024:.1f} GB | {hours:.1f} |" if stages else f"| {lab} | {info['dataset'] or '-'} | - | - | - | - | - |")
-    rows.append(f"| all | | | | | | {total:.0f} |")
+        got = _downloads(lab, info["dataset"])
+        downloaded.update(got)
+        fetched = " + ".join(size.human() for _, size in got) or "-"
+        stages, others = info["train_stages"], info.get("other_stages", [])
+        train_hours = sum(s["full_hours"] or 0 for s in stages)
+        other_hours = sum(s["full_hours"] or 0 for s in others)
+        total += train_hours + other_hours
+        peak = max((s["peak_rss_mb"] or 0 for s in [*stages, *others]), default=0)
+        if not stages:
+            rows.append(f"| {lab} | {_data(lab, info)} | {fetched} | - | - | - | {peak / 1024:.1f} GB | - | "
+                        f"{_duration(other_hours)} | {_duration(other_hours)} |")
+            continue
+        per_step = _seconds([s["seconds_per_step"] for s in stages if s["seconds_per_step"]])
+        if not all(s.get("per_step_measured", True) for s in stages):
+            per_step += " *"
+        rows.append(f"| {lab} | {_data(lab, info)} | {fetched} | {_count(max(s['parameters'] or 0 for s in stages))} | "
+                    f"{sum(s['full_steps'] or 0 for s in stages):,} | {per_step} | {peak / 1024:.1f} GB | "
+                    f"{_duration(train_hours)} | {_duration(other_hours)} | {_duration(train_hours + other_hours)} |")
+    all_bytes = sizes.Download(sum(d.bytes for d in downloaded.values()), approx=any(d.approx for d in downloaded.values()))
+    rows.append(f"| all | | {all_bytes.human()} | | | | | | | {total:.0f} h |")
     return "\n".join(rows)

@@ -26,7 +26,6 @@ like the rest, the best epoch is chosen on validation data, and the test split i
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import torch
@@ -49,11 +48,11 @@ SOURCE_LAB = "lab15"  # whose split, word tokens and comparison results lab 17 u
 
 
 def pretrained_path(cfg) -> str:
-    """Where ``from_pretrained`` finds the model: the package's folder (offline) or a Hub id."""
+    """Where ``from_pretrained`` finds the model: the package's folder (offline: the loaders pass
+    ``local_files_only``, so nothing is asked of the Hub and no environment variable is set) or a Hub id."""
     if cfg.source == "package":
         import importlib
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: never reach the Hub
         try:
             module = importlib.import_module(cfg.name)
         except ImportError:

@@ -320,11 +320,7 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     batches = UnpairedBatches(data["a_train"], data["b_train"], batch_size=t.batch_size, seed=ctx.seed, device=device)
     shown_a, shown_b = data["a_test"][:t.show].to(device), data["b_test"][:t.show].to(device)
 
-    def render(m):
-        fake_b, fake_a = m.g_ab(shown_a), m.g_ba(shown_b)
-        return torch.cat([fake_b, m.g_ba(fake_b), fake_a, m.g_ab(fake_a)])
-
-    snapshots = EpochSnapshots(render)
+    snapshots = EpochSnapshots(lambda m: render_cycles(m, shown_a, shown_b))
 
     def evaluate(m):
         return held_out_measures(m, data["a_test"], data["b_test"], device)
@@ -338,13 +334,13 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
     def figures(m, _result):
         epochs = snapshots.images()
         last_epoch, last = epochs[-1]
-        k = t.show
+        fake_b, back_a, fake_a, back_b = split_rendering(last, len(shown_a), len(shown_b))
         return {
-            "translations_by_epoch": _by_epoch(epochs, k, meta["domains"], variant),
-            "a_to_b_to_a": _cycle_grid(shown_a.cpu(), last[:k], last[k:2 * k], meta["domains"],
+            "translations_by_epoch": _by_epoch(epochs, len(shown_a), meta["domains"], variant),
+            "a_to_b_to_a": _cycle_grid(shown_a.cpu(), fake_b, back_a, meta["domains"],
                                        f"{variant}, epoch {last_epoch}: test {meta['domains'][0]} -> "
                                        f"{meta['domains'][1]} -> back"),
-            "b_to_a_to_b": _cycle_grid(shown_b.cpu(), last[2 * k:3 * k], last[3 * k:], meta["domains"][::-1],
+            "b_to_a_to_b": _cycle_grid(shown_b.cpu(), fake_a, back_b, meta["domains"][::-1],
                                        f"{variant}, epoch {last_epoch}: test {meta['domains'][1]} -> "
                                        f"{meta['domains'][0]} -> back"),
         }
@@ -359,6 +355,18 @@ def train(ctx: base.LabContext, variant: str) -> base.VariantResult:
                     "parameters_g": count_parameters(model.g_ab) + count_parameters(model.g_ba)},
         model_info=info,
     )
+
+
+def render_cycles(m, shown_a: torch.Tensor, shown_b: torch.Tensor) -> torch.Tensor:
+    """One epoch's snapshot: A->B, A->B->A, B->A, B->A->B of the shown test images, in one tensor."""
+    fake_b, fake_a = m.g_ab(shown_a), m.g_ba(shown_b)
+    return torch.cat([fake_b, m.g_ba(fake_b), fake_a, m.g_ab(fake_a)])
+
+
+def split_rendering(images: torch.Tensor, n_a: int, n_b: int):
+    """The four parts of ``render_cycles``' tensor: A->B, A->B->A, B->A, B->A->B.
+    ``n_a`` and ``n_b`` are the shown test images per domain: ``show`` or fewer where a test split is smaller."""
+    return torch.split(images, [n_a, n_a, n_b, n_b])
 
 
 def _cycle_grid(real: torch.Tensor, fake: torch.Tensor, back: torch.Tensor, domains, title: str):
