@@ -6,6 +6,7 @@ same-architecture stand-ins, networks and images at full size, epochs cut to 2."
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -20,7 +21,11 @@ def rehearsal(tmp_path_factory):
     from labflow.rehearsal.run import rehearse
 
     work = tmp_path_factory.mktemp("rehearsal")
-    return rehearse(work, root=REPO, echo=lambda *_: None), work
+    yield rehearse(work, root=REPO, echo=lambda *_: None), work
+    # ~8 GB of full-size models, checkpoints and fixtures: pytest keeps its last three temporary
+    # folders, so only the log, rehearsal.json and cost.md stay.
+    for bulky in ("repo", "fixtures", "downloads"):
+        shutil.rmtree(work / bulky, ignore_errors=True)
 
 
 def test_every_labs_full_profile_runs_end_to_end(rehearsal):
