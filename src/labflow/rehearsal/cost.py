@@ -123,7 +123,7 @@ def _rows_scale(repo: Path, lab: str, dataset: str | None, raw: Mapping) -> tupl
     return rows, scale, test_scale
 
 
-def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts: Mapping, fixtures) -> dict:
+def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts: Mapping) -> dict:
     """Per lab: its data set's rows, each train stage's cost (:func:`stage_estimate`, parameters, peak
     memory) and the other stages' (preprocess by the rows, decode and evaluate by the test split's:
     rough, as a fixed cost is scaled too; downloads left out, they depend on the network)."""
@@ -140,8 +140,8 @@ def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts:
             metrics_file = repo / "results" / lab / "variants" / variant / f"seed{seed}" / "metrics.json"
             m = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
             updates = m.get("updates") or 0
-            timings_file = metrics_file.with_name("timings.json")
-            seconds = (json.loads(timings_file.read_text()) if timings_file.is_file() else m).get("train_seconds")
+            seconds_file = metrics_file.with_name("timings.json")
+            seconds = (json.loads(seconds_file.read_text()) if seconds_file.is_file() else m).get("train_seconds")
             estimate = stage_estimate(updates, m.get("epochs_run"), seconds,
                                       _epochs_ratio(cuts.get(lab, {}), variant), scale)
             stages.append({"variant": variant, "seed": int(seed), "rehearsal_updates": updates,

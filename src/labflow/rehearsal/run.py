@@ -115,7 +115,7 @@ def rehearse(work: Path, labs: list[str] | None = None, *, root: Path | None = N
         with open(work / "repro.log", "w") as log:
             proc = subprocess.run(["dvc", "repro", "--keep-going", *targets], cwd=repo, env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
-    found = cost.collect(repo, work / "timings.jsonl", labs, raw, cuts, fixtures)
+    found = cost.collect(repo, work / "timings.jsonl", labs, raw, cuts)
     found.update(returncode=proc.returncode, wall_seconds=round(time.monotonic() - started, 1),
                  failed_stages=cost.failed_stages((work / "repro.log").read_text()))
     (work / "rehearsal.json").write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
