@@ -13,7 +13,9 @@ import pytest
 from conftest import REPO
 from labflow.labs import LABS, reads_from
 
-pytestmark = pytest.mark.slow
+# One rehearsal for the module, set up within the first test: ~25 min idle, more on a busy machine
+# (the suite's default per-test limit is 15 min).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")
