@@ -71,13 +71,6 @@ def _epochs_ratio(cuts: Mapping[str, tuple[int, int]], variant: str) -> float:
     return 1.0
 
 
-def _dataset_of(repo: Path, lab: str) -> str | None:
-    from labflow.frame.config import load_params
-    from labflow.labs import data_set
-
-    return data_set(lab, load_params(repo / "params.yaml"))
-
-
 def _parameters(model_file: Path) -> int | None:
     """Learned weights of a saved model (its state dict, BatchNorm statistics left out)."""
     import torch
@@ -127,16 +120,20 @@ def collect(repo: Path, timings_file: Path, labs: list[str], raw: Mapping, cuts:
     """Per lab: its data set's rows, each train stage's cost (:func:`stage_estimate`, parameters, peak
     memory) and the other stages' (preprocess by the rows, decode and evaluate by the test split's:
     rough, as a fixed cost is scaled too; downloads left out, they depend on the network)."""
+    from labflow.frame.config import load_params
+    from labflow.labs import data_set
+
     timings = _timings(timings_file)
+    params = load_params(repo / "params.yaml")  # the rehearsal's: which data set each lab read
     out: dict = {"labs": {}}
     for lab in labs:
-        dataset = _dataset_of(repo, lab)
+        dataset = data_set(lab, params)
         fixture_rows, scale, test_scale = _rows_scale(repo, lab, dataset, raw)
         stages = []
         for key, timing in sorted(timings.items()):  # the train stages that ran (a decode stage has results too)
             if key[:2] != ("train", lab):
                 continue
-            variant, seed = key[2], key[3] if len(key) > 3 else str(raw.get("seed", 42))
+            _, _, variant, seed = key  # stages/train.py <lab> <variant> <seed>
             metrics_file = repo / "results" / lab / "variants" / variant / f"seed{seed}" / "metrics.json"
             m = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
             updates = m.get("updates") or 0

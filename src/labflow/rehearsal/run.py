@@ -57,15 +57,15 @@ def write_params(repo: Path, params: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
 
 
-def build_fixtures(folder: Path, names: list[str] | None = None) -> dict[str, Fixture]:
+def build_fixtures(folder: Path) -> dict[str, Fixture]:
+    """Every family's fixtures (all of them, also for a few labs: the params point every data set at them)."""
     from labflow.rehearsal.fixtures import BUILDERS, FOLDERS
 
     rng = np.random.default_rng(FIXTURE_SEED)
     built = {}
     for name, build in BUILDERS.items():
-        if names is None or name in names:
-            (folder / FOLDERS[name]).mkdir(parents=True, exist_ok=True)
-            built[name] = build(folder / FOLDERS[name], rng)
+        (folder / FOLDERS[name]).mkdir(parents=True, exist_ok=True)
+        built[name] = build(folder / FOLDERS[name], rng)
     return built
 
 
