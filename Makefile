@@ -36,6 +36,11 @@ system-data:
 		echo "installing Debian package chromium"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
 	fi
+	@# The team server's tests start a private PostgreSQL cluster (initdb, pg_ctl); they skip without it.
+	@if ! { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } && command -v apt-get >/dev/null; then \
+		echo "installing Debian package postgresql"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
+	fi
 	@# Lab 16's (and 24, 25's) verse pairs: diatheke with the KJV and Reina-Valera 1909 modules.
 	@if ! { command -v diatheke >/dev/null && [ -f /usr/share/sword/mods.d/engKJV2006eb.conf ] && \
 		[ -f /usr/share/sword/mods.d/spaRV1909eb.conf ]; } && command -v apt-get >/dev/null; then \
